@@ -1,0 +1,151 @@
+"""AvaGrad (Savarese et al., CVPR 2021): Adam with a one-step-delayed, normalised preconditioner.
+
+`variant="official"` is the authors' released code (what the paper's experiments ran);
+`variant="paper"` is Algorithm 2 as printed. See ALGORITHMS.md for both rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from optim import _foreach as F
+from optim.base import RuleOptimizer
+
+Variant = Literal["official", "paper"]
+
+
+def avagrad(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    *,
+    step: F.Step,
+    first_step: bool,
+    gamma: F.HParam,
+    lr: F.HParam,
+    eps: F.HParam,
+    weight_decay: F.HParam,
+    beta1: float,
+    beta2: float,
+    decoupled: bool = False,
+    normalise: bool = True,
+) -> Tensor:
+    """Official AvaGrad step; returns the per-config γ (shape [C]) for the next step.
+
+    The update uses v_{t-1} (taken before v is written), so no update happens at t = 1.
+    ``normalise=False`` fixes γ = 1 (Delayed Adam); ``decoupled`` applies AvaGradW's decay.
+    """
+    if not F.is_zero(weight_decay) and not decoupled:
+        grads = torch._foreach_add(grads, torch._foreach_mul(params, F.per_config(weight_decay, params)))
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    roots = torch._foreach_sqrt(exp_avg_sqs)
+    if not first_step:
+        denom = torch._foreach_div(roots, (1 - beta2 ** (step - 1)) ** 0.5)
+        F.add_(denom, eps)
+        if decoupled and not F.is_zero(weight_decay):
+            F.mul_(params, 1 - lr * weight_decay)
+        update = torch._foreach_div(exp_avgs, denom)
+        F.mul_(update, gamma * lr / (1 - beta1**step))
+        torch._foreach_sub_(params, update)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    if not normalise:
+        return torch.ones(params[0].shape[0], dtype=params[0].dtype, device=params[0].device)
+    # q = s / sqrt(1 - β2^t) + ε with the *old* s: the official code's quirk, kept on purpose.
+    torch._foreach_div_(roots, (1 - beta2**step) ** 0.5)
+    F.add_(roots, eps)
+    inverse_squares = F.config_sum(torch._foreach_pow(roots, -2.0))
+    return torch.rsqrt(inverse_squares / F.elements_per_config(params))
+
+
+def avagrad_paper(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    *,
+    lr: F.HParam,
+    eps: F.HParam,
+    weight_decay: F.HParam,
+    beta1: float,
+    beta2: float,
+    decoupled: bool = False,
+) -> None:
+    """Algorithm 2 of the paper: η = 1/(√v_{t-1} + ε), step lr·(η/(‖η‖/√d))⊙m from t = 1."""
+    if not F.is_zero(weight_decay):
+        if decoupled:
+            F.mul_(params, 1 - lr * weight_decay)
+        else:
+            grads = torch._foreach_add(grads, torch._foreach_mul(params, F.per_config(weight_decay, params)))
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    etas = torch._foreach_sqrt(exp_avg_sqs)
+    F.add_(etas, eps)
+    torch._foreach_reciprocal_(etas)
+    rms = torch.sqrt(F.config_sum(torch._foreach_mul(etas, etas)) / F.elements_per_config(params))
+    update = torch._foreach_mul(etas, exp_avgs)
+    F.mul_(update, lr / rms)
+    torch._foreach_sub_(params, update)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+
+
+class AvaGrad(RuleOptimizer):
+    """AvaGrad with L2 weight decay folded into the gradient.
+
+    `lr` acts like an SGD learning rate (γ rescales the adaptive step to unit RMS), so its
+    good values do not move when `eps` changes: the separability this project measures.
+    """
+
+    state_keys = ("exp_avg", "exp_avg_sq")
+    decoupled = False
+    normalise = True
+
+    def __init__(
+        self,
+        params: Any,
+        lr: F.HParam = 0.1,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: F.HParam = 0.1,
+        weight_decay: F.HParam = 0.0,
+        variant: Variant = "official",
+        *,
+        stacked: bool = False,
+        fused: bool = False,
+    ) -> None:
+        if variant not in ("official", "paper"):
+            raise ValueError(f"variant must be 'official' or 'paper', got {variant!r}")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, variant=variant, gamma=None)
+        super().__init__(params, defaults, stacked=stacked, fused=fused)
+
+    def _update(self, group, params, grads, buffers) -> None:
+        beta1, beta2 = group["betas"]
+        hyper = self._hyper(group, params[0])
+        if group["variant"] == "paper":
+            del hyper["step"]
+            self._rule(avagrad_paper)(
+                params, grads, buffers["exp_avg"], buffers["exp_avg_sq"],
+                **hyper, beta1=beta1, beta2=beta2, decoupled=self.decoupled,
+            )
+            return
+        first = group["step"] == 1
+        gamma = group["gamma"]
+        group["gamma"] = self._rule(avagrad, eager=first)(
+            params, grads, buffers["exp_avg"], buffers["exp_avg_sq"],
+            **hyper,
+            first_step=first,
+            gamma=1.0 if gamma is None else gamma,
+            beta1=beta1,
+            beta2=beta2,
+            decoupled=self.decoupled,
+            normalise=self.normalise,
+        )
+
+
+class AvaGradW(AvaGrad):
+    """AvaGrad with decoupled weight decay: p ← p·(1 − lr·λ) before each update (from t = 2)."""
+
+    decoupled = True

@@ -1,0 +1,136 @@
+"""Stable optimizer names → constructors, for plain and stacked (batched) parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from optim._foreach import HParam
+from optim.adabelief import AdaBelief
+from optim.adam import StackedAdam
+from optim.avagrad import AvaGrad, AvaGradW
+from optim.delayed_adam import DelayedAdam
+from optim.fallback import PerConfigOptimizer
+from optim.sgd import StackedSGD
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """What the registry knows about one optimizer name."""
+
+    name: str
+    description: str
+    uses_eps: bool
+    default_lr: float
+    default_eps: float
+    plain: Callable[..., Any]
+    stacked: Callable[..., Any] | None = None
+
+
+def _torch(cls: type, **fixed: Any) -> Callable[..., Any]:
+    def build(params: Any, lr: float, eps: float | None, fused: bool = False, **settings: Any) -> Any:
+        if eps is not None:
+            settings["eps"] = eps
+        if fused:
+            settings["fused"] = True
+        return cls(params, lr=lr, **fixed, **settings)
+
+    return build
+
+
+def _ours(cls: type, **fixed: Any) -> Callable[..., Any]:
+    def build(params: Any, lr: HParam, eps: HParam | None, **settings: Any) -> Any:
+        if eps is not None:
+            settings["eps"] = eps
+        return cls(params, lr=lr, **fixed, **settings)
+
+    return build
+
+
+def _sgd(params: Any, lr: HParam, eps: HParam | None, **settings: Any) -> Any:
+    settings.setdefault("momentum", 0.9)
+    return StackedSGD(params, lr=lr, **settings)
+
+
+def _torch_sgd(params: Any, lr: float, eps: float | None, fused: bool = False, **settings: Any) -> Any:
+    settings.setdefault("momentum", 0.9)
+    return torch.optim.SGD(params, lr=lr, fused=fused or None, **settings)
+
+
+def _fallback(cls: type) -> Callable[..., Any]:
+    def build(
+        params: Any, lr: HParam, eps: HParam | None, fused: bool = False, stacked: bool = True, **settings: Any
+    ) -> PerConfigOptimizer:
+        hyper: dict[str, Any] = {"lr": lr}
+        if eps is not None:
+            hyper["eps"] = eps
+        return PerConfigOptimizer(params, lambda groups: cls(groups, lr=1.0, **settings), hyper)
+
+    return build
+
+
+OPTIMIZERS: dict[str, OptimizerInfo] = {
+    info.name: info
+    for info in [
+        OptimizerInfo("sgd", "SGD, momentum 0.9 (ε is ignored)", False, 0.1, 0.0, _torch_sgd, _sgd),
+        OptimizerInfo("adam", "Adam (torch.optim)", True, 1e-3, 1e-8, _torch(torch.optim.Adam),
+                      _ours(StackedAdam)),
+        OptimizerInfo("adamw", "AdamW, decoupled decay (torch.optim)", True, 1e-3, 1e-8,
+                      _torch(torch.optim.AdamW, weight_decay=0.0), _ours(StackedAdam, decoupled=True)),
+        OptimizerInfo("amsgrad", "Adam with AMSGrad's max (torch.optim)", True, 1e-3, 1e-8,
+                      _torch(torch.optim.Adam, amsgrad=True), _ours(StackedAdam, amsgrad=True)),
+        OptimizerInfo("radam", "RAdam (torch.optim; batched through the per-config fallback)", True,
+                      1e-3, 1e-8, _torch(torch.optim.RAdam), _fallback(torch.optim.RAdam)),
+        OptimizerInfo("avagrad", "AvaGrad, official code", True, 0.1, 0.1, _ours(AvaGrad), _ours(AvaGrad)),
+        OptimizerInfo("avagradw", "AvaGrad with decoupled weight decay", True, 0.1, 0.1,
+                      _ours(AvaGradW), _ours(AvaGradW)),
+        OptimizerInfo("delayed_adam", "Delayed Adam (paper's Algorithm 1)", True, 1e-3, 1e-8,
+                      _ours(DelayedAdam), _ours(DelayedAdam)),
+        OptimizerInfo("adabelief", "AdaBelief (adabelief-pytorch 0.2 semantics)", True, 1e-3, 1e-16,
+                      _ours(AdaBelief), _ours(AdaBelief)),
+    ]
+}
+
+
+def uses_eps(name: str) -> bool:
+    """Whether the optimizer has an ε hyperparameter (a tuning axis) at all."""
+    return _info(name).uses_eps
+
+
+def _info(name: str) -> OptimizerInfo:
+    try:
+        return OPTIMIZERS[name]
+    except KeyError:
+        known = ", ".join(OPTIMIZERS)
+        raise ValueError(f"unknown optimizer {name!r}; choose one of: {known}") from None
+
+
+def get_optimizer(
+    name: str,
+    params: Any,
+    lr: HParam | None = None,
+    eps: HParam | None = None,
+    *,
+    stacked: bool = False,
+    fused: bool = False,
+    **settings: Any,
+) -> Any:
+    """Build optimizer `name` over `params`.
+
+    With ``stacked=True`` the parameters carry a leading config dimension C and `lr`,
+    `eps` (and `weight_decay`) may be tensors of shape [C]. ε is ignored by optimizers
+    that have none (sgd).
+    """
+    info = _info(name)
+    lr = info.default_lr if lr is None else lr
+    eps = eps if info.uses_eps else None
+    if not stacked:
+        if isinstance(lr, Tensor) or isinstance(eps, Tensor):
+            raise ValueError("per-config (tensor) lr or eps needs stacked=True")
+        return info.plain(params, lr, eps, fused=fused, **settings)
+    assert info.stacked is not None
+    return info.stacked(params, lr, eps, fused=fused, stacked=True, **settings)

@@ -1,0 +1,78 @@
+"""SGD with momentum over stacked tensors, reproducing torch.optim.SGD per config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from optim import _foreach as F
+from optim.base import RuleOptimizer
+
+
+def sgd(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor],
+    *,
+    first_step: bool,
+    lr: F.HParam,
+    weight_decay: F.HParam,
+    momentum: float,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+) -> None:
+    """torch.optim.SGD's rule: L2 into the gradient, buffer = gradient on the first step."""
+    if not F.is_zero(weight_decay):
+        grads = torch._foreach_add(grads, torch._foreach_mul(params, F.per_config(weight_decay, params)))
+    if momentum != 0:
+        if first_step:
+            torch._foreach_copy_(momentum_buffers, grads)
+        else:
+            torch._foreach_mul_(momentum_buffers, momentum)
+            torch._foreach_add_(momentum_buffers, grads, alpha=1 - dampening)
+        if nesterov:
+            grads = torch._foreach_add(grads, momentum_buffers, alpha=momentum)
+        else:
+            grads = momentum_buffers
+    update = torch._foreach_mul(grads, F.per_config(lr, grads))
+    torch._foreach_sub_(params, update)
+
+
+class StackedSGD(RuleOptimizer):
+    """SGD with momentum whose parameters may carry a leading config dimension."""
+
+    state_keys = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        params: Any,
+        lr: F.HParam = 0.1,
+        momentum: float = 0.9,
+        dampening: float = 0.0,
+        weight_decay: F.HParam = 0.0,
+        nesterov: bool = False,
+        *,
+        stacked: bool = False,
+        fused: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov
+        )
+        super().__init__(params, defaults, stacked=stacked, fused=fused)
+
+    def _update(self, group, params, grads, buffers) -> None:
+        first = group["step"] == 1
+        hyper = self._hyper(group, params[0])
+        self._rule(sgd, eager=first)(
+            params,
+            grads,
+            buffers["momentum_buffer"],
+            first_step=first,
+            lr=hyper["lr"],
+            weight_decay=hyper["weight_decay"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+        )

@@ -1,0 +1,1 @@
+"""Workers: proxy tasks, the batched trainer and the loop that pulls trials from the service."""
