@@ -24,7 +24,9 @@ def rectification(step: F.Step, beta2: float) -> tuple[F.HParam, F.HParam]:
     ratio = (1 - beta2_t) * (n_sma - 4) / (n_max - 4) * (n_sma - 2) / n_sma * n_max / (n_max - 2)
     if isinstance(step, Tensor):
         adaptive = n_sma >= 5
-        return torch.where(adaptive, ratio.clamp(min=0).sqrt(), 0.0), torch.where(adaptive, 0.0, 1.0)
+        return torch.where(adaptive, ratio.clamp(min=0).sqrt(), 0.0), torch.where(
+            adaptive, 0.0, 1.0
+        )
     return (math.sqrt(ratio), 0.0) if n_sma >= 5 else (0.0, 1.0)
 
 
@@ -42,34 +44,61 @@ def adabelief(
     beta2: float,
     decoupled: bool = False,
     rectify: bool = False,
+    fused: bool = False,
 ) -> None:
     """s ← β2·s + (1−β2)·(g − m)² + ε; p ← p − lr/(1−β1^t) · m / (√s/√(1−β2^t) + ε)."""
-    if not F.is_zero(weight_decay):
-        if decoupled:
-            F.mul_(params, 1 - lr * weight_decay)
-        else:
-            grads = torch._foreach_add(grads, torch._foreach_mul(params, F.per_config(weight_decay, params)))
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    residuals = torch._foreach_sub(grads, exp_avgs)
-    torch._foreach_mul_(exp_avg_vars, beta2)
-    torch._foreach_addcmul_(exp_avg_vars, residuals, residuals, value=1 - beta2)
-    F.add_(exp_avg_vars, eps)
-    bias_correction1 = 1 - beta1**step
-    denom = torch._foreach_sqrt(exp_avg_vars)
-    if not rectify:
-        torch._foreach_div_(denom, (1 - beta2**step) ** 0.5)
-        F.add_(denom, eps)
-        update = torch._foreach_div(exp_avgs, denom)
-        F.mul_(update, lr / bias_correction1)
-    else:
+    step_size = lr / (1 - beta1**step)
+    if rectify:
         adaptive, plain = rectification(step, beta2)
-        F.add_(denom, eps)
-        update = torch._foreach_div(exp_avgs, denom)
-        F.mul_(update, adaptive / bias_correction1)
-        momentum_step = torch._foreach_mul(exp_avgs, plain / bias_correction1)
-        torch._foreach_add_(update, momentum_step)
-        F.mul_(update, lr)
-    torch._foreach_sub_(params, update)
+        scales = {"adaptive": adaptive * step_size, "plain": plain * step_size, "correction": 1.0}
+    else:
+        scales = {"adaptive": step_size, "plain": None, "correction": (1 - beta2**step) ** -0.5}
+    F.fusable(_adabelief_elementwise, fused)(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_vars,
+        **scales,
+        eps=eps,
+        l2=0.0 if decoupled else weight_decay,
+        decay=1 - lr * weight_decay if decoupled and not F.is_zero(weight_decay) else None,
+        beta1=beta1,
+        beta2=beta2,
+    )
+
+
+def _adabelief_elementwise(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_vars,
+    *,
+    adaptive,
+    plain,
+    correction,
+    eps,
+    l2,
+    decay,
+    beta1,
+    beta2,
+) -> None:
+    if decay is not None:
+        F.mul_(params, decay)
+    if not F.is_zero(l2):
+        grads = F.add(grads, F.mul(params, l2))
+    F.lerp_(exp_avgs, grads, 1 - beta1)
+    residuals = F.sub(grads, exp_avgs)
+    F.mul_(exp_avg_vars, beta2)
+    F.addcmul_(exp_avg_vars, residuals, residuals, value=1 - beta2)
+    F.add_(exp_avg_vars, eps)
+    denom = F.sqrt(exp_avg_vars)
+    F.mul_(denom, correction)
+    F.add_(denom, eps)
+    update = F.div(exp_avgs, denom)
+    F.mul_(update, adaptive)
+    if plain is not None:
+        F.add_(update, F.mul(exp_avgs, plain))
+    F.sub_(params, update)
 
 
 class AdaBelief(RuleOptimizer):
@@ -91,17 +120,26 @@ class AdaBelief(RuleOptimizer):
         fused: bool = False,
     ) -> None:
         defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            rectify=rectify, weight_decouple=weight_decouple,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            rectify=rectify,
+            weight_decouple=weight_decouple,
         )
         super().__init__(params, defaults, stacked=stacked, fused=fused)
 
     def _update(self, group, params, grads, buffers) -> None:
         beta1, beta2 = group["betas"]
-        self._rule(adabelief)(
-            params, grads, buffers["exp_avg"], buffers["exp_avg_var"],
+        adabelief(
+            params,
+            grads,
+            buffers["exp_avg"],
+            buffers["exp_avg_var"],
             **self._hyper(group, params[0]),
-            beta1=beta1, beta2=beta2,
-            decoupled=group["weight_decouple"], rectify=group["rectify"],
+            beta1=beta1,
+            beta2=beta2,
+            decoupled=group["weight_decouple"],
+            rectify=group["rectify"],
+            fused=self.fused,
         )
-

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from optim import _foreach as F
@@ -25,29 +24,57 @@ def adam(
     beta1: float,
     beta2: float,
     decoupled: bool = False,
+    fused: bool = False,
 ) -> None:
     """torch.optim.Adam's rule (ε outside the root); `decoupled` gives AdamW, buffers AMSGrad."""
-    if not F.is_zero(weight_decay):
-        if decoupled:
-            F.mul_(params, 1 - lr * weight_decay)
-        else:
-            decay = torch._foreach_mul(params, F.per_config(weight_decay, params))
-            grads = torch._foreach_add(grads, decay)
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
-    bias_correction1 = 1 - beta1**step
-    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    F.fusable(_adam_elementwise, fused)(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        step_size=lr / (1 - beta1**step),
+        bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
+        eps=eps,
+        l2=0.0 if decoupled else weight_decay,
+        decay=1 - lr * weight_decay if decoupled and not F.is_zero(weight_decay) else None,
+        beta1=beta1,
+        beta2=beta2,
+    )
+
+
+def _adam_elementwise(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs,
+    *,
+    step_size,
+    bias_correction2_sqrt,
+    eps,
+    l2,
+    decay,
+    beta1,
+    beta2,
+) -> None:
+    if decay is not None:
+        F.mul_(params, decay)
+    if not F.is_zero(l2):
+        grads = F.add(grads, F.mul(params, l2))
+    F.lerp_(exp_avgs, grads, 1 - beta1)
+    F.mul_(exp_avg_sqs, beta2)
+    F.addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
     second = exp_avg_sqs
     if max_exp_avg_sqs is not None:
-        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
+        F.maximum_(max_exp_avg_sqs, exp_avg_sqs)
         second = max_exp_avg_sqs
-    denom = torch._foreach_sqrt(second)
-    torch._foreach_div_(denom, bias_correction2_sqrt)
+    denom = F.sqrt(second)
+    F.div_(denom, bias_correction2_sqrt)
     F.add_(denom, eps)
-    update = torch._foreach_div(exp_avgs, denom)
-    F.mul_(update, lr / bias_correction1)
-    torch._foreach_sub_(params, update)
+    update = F.div(exp_avgs, denom)
+    F.mul_(update, step_size)
+    F.sub_(params, update)
 
 
 class StackedAdam(RuleOptimizer):
@@ -68,13 +95,18 @@ class StackedAdam(RuleOptimizer):
     ) -> None:
         self.state_keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
         defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, decoupled=decoupled
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            decoupled=decoupled,
         )
         super().__init__(params, defaults, stacked=stacked, fused=fused)
 
     def _update(self, group, params, grads, buffers) -> None:
         beta1, beta2 = group["betas"]
-        self._rule(adam)(
+        adam(
             params,
             grads,
             buffers["exp_avg"],
@@ -84,4 +116,5 @@ class StackedAdam(RuleOptimizer):
             beta1=beta1,
             beta2=beta2,
             decoupled=group["decoupled"],
+            fused=self.fused,
         )

@@ -33,33 +33,76 @@ def avagrad(
     beta2: float,
     decoupled: bool = False,
     normalise: bool = True,
+    fused: bool = False,
 ) -> Tensor:
     """Official AvaGrad step; returns the per-config γ (shape [C]) for the next step.
 
     The update uses v_{t-1} (taken before v is written), so no update happens at t = 1.
     ``normalise=False`` fixes γ = 1 (Delayed Adam); ``decoupled`` applies AvaGradW's decay.
     """
-    if not F.is_zero(weight_decay) and not decoupled:
-        grads = torch._foreach_add(grads, torch._foreach_mul(params, F.per_config(weight_decay, params)))
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    roots = torch._foreach_sqrt(exp_avg_sqs)
-    if not first_step:
-        denom = torch._foreach_div(roots, (1 - beta2 ** (step - 1)) ** 0.5)
-        F.add_(denom, eps)
-        if decoupled and not F.is_zero(weight_decay):
-            F.mul_(params, 1 - lr * weight_decay)
-        update = torch._foreach_div(exp_avgs, denom)
-        F.mul_(update, gamma * lr / (1 - beta1**step))
-        torch._foreach_sub_(params, update)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
-    if not normalise:
+    moving = not first_step
+    inverse_squares = F.fusable(_avagrad_elementwise, fused)(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        moving=moving,
+        step_size=gamma * lr / (1 - beta1**step),
+        delayed_correction=(1 - beta2 ** (step - 1)) ** -0.5 if moving else 0.0,
+        correction=(1 - beta2**step) ** -0.5,
+        eps=eps,
+        l2=0.0 if decoupled else weight_decay,
+        decay=1 - lr * weight_decay
+        if decoupled and moving and not F.is_zero(weight_decay)
+        else None,
+        beta1=beta1,
+        beta2=beta2,
+        normalise=normalise,
+    )
+    if inverse_squares is None:
         return torch.ones(params[0].shape[0], dtype=params[0].dtype, device=params[0].device)
-    # q = s / sqrt(1 - β2^t) + ε with the *old* s: the official code's quirk, kept on purpose.
-    torch._foreach_div_(roots, (1 - beta2**step) ** 0.5)
-    F.add_(roots, eps)
-    inverse_squares = F.config_sum(torch._foreach_pow(roots, -2.0))
     return torch.rsqrt(inverse_squares / F.elements_per_config(params))
+
+
+def _avagrad_elementwise(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    *,
+    moving,
+    step_size,
+    delayed_correction,
+    correction,
+    eps,
+    l2,
+    decay,
+    beta1,
+    beta2,
+    normalise,
+) -> Tensor | None:
+    """One pass over memory: update with v_{t-1}, write v_t, and sum q⁻² for the next γ."""
+    if not F.is_zero(l2):
+        grads = F.add(grads, F.mul(params, l2))
+    F.lerp_(exp_avgs, grads, 1 - beta1)
+    roots = F.sqrt(exp_avg_sqs)
+    if moving:
+        denom = F.mul(roots, delayed_correction)
+        F.add_(denom, eps)
+        if decay is not None:
+            F.mul_(params, decay)
+        update = F.div(exp_avgs, denom)
+        F.mul_(update, step_size)
+        F.sub_(params, update)
+    F.mul_(exp_avg_sqs, beta2)
+    F.addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    if not normalise:
+        return None
+    # q = s / sqrt(1 - β2^t) + ε with the *old* s: the official code's quirk, kept on purpose.
+    F.mul_(roots, correction)
+    F.add_(roots, eps)
+    F.reciprocal_(roots)
+    return F.config_sum(F.mul(roots, roots))
 
 
 def avagrad_paper(
@@ -74,23 +117,41 @@ def avagrad_paper(
     beta1: float,
     beta2: float,
     decoupled: bool = False,
+    fused: bool = False,
 ) -> None:
     """Algorithm 2 of the paper: η = 1/(√v_{t-1} + ε), step lr·(η/(‖η‖/√d))⊙m from t = 1."""
+    F.fusable(_avagrad_paper_body, fused)(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        lr=lr,
+        eps=eps,
+        weight_decay=weight_decay,
+        beta1=beta1,
+        beta2=beta2,
+        decoupled=decoupled,
+    )
+
+
+def _avagrad_paper_body(
+    params, grads, exp_avgs, exp_avg_sqs, *, lr, eps, weight_decay, beta1, beta2, decoupled
+) -> None:
     if not F.is_zero(weight_decay):
         if decoupled:
             F.mul_(params, 1 - lr * weight_decay)
         else:
-            grads = torch._foreach_add(grads, torch._foreach_mul(params, F.per_config(weight_decay, params)))
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    etas = torch._foreach_sqrt(exp_avg_sqs)
+            grads = F.add(grads, F.mul(params, weight_decay))
+    F.lerp_(exp_avgs, grads, 1 - beta1)
+    etas = F.sqrt(exp_avg_sqs)
     F.add_(etas, eps)
-    torch._foreach_reciprocal_(etas)
-    rms = torch.sqrt(F.config_sum(torch._foreach_mul(etas, etas)) / F.elements_per_config(params))
-    update = torch._foreach_mul(etas, exp_avgs)
+    F.reciprocal_(etas)
+    rms = torch.sqrt(F.config_sum(F.mul(etas, etas)) / F.elements_per_config(params))
+    update = F.mul(etas, exp_avgs)
     F.mul_(update, lr / rms)
-    torch._foreach_sub_(params, update)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    F.sub_(params, update)
+    F.mul_(exp_avg_sqs, beta2)
+    F.addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
 
 
 class AvaGrad(RuleOptimizer):
@@ -118,7 +179,9 @@ class AvaGrad(RuleOptimizer):
     ) -> None:
         if variant not in ("official", "paper"):
             raise ValueError(f"variant must be 'official' or 'paper', got {variant!r}")
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, variant=variant, gamma=None)
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, variant=variant, gamma=None
+        )
         super().__init__(params, defaults, stacked=stacked, fused=fused)
 
     def _update(self, group, params, grads, buffers) -> None:
@@ -126,15 +189,25 @@ class AvaGrad(RuleOptimizer):
         hyper = self._hyper(group, params[0])
         if group["variant"] == "paper":
             del hyper["step"]
-            self._rule(avagrad_paper)(
-                params, grads, buffers["exp_avg"], buffers["exp_avg_sq"],
-                **hyper, beta1=beta1, beta2=beta2, decoupled=self.decoupled,
+            avagrad_paper(
+                params,
+                grads,
+                buffers["exp_avg"],
+                buffers["exp_avg_sq"],
+                **hyper,
+                beta1=beta1,
+                beta2=beta2,
+                decoupled=self.decoupled,
+                fused=self.fused,
             )
             return
         first = group["step"] == 1
         gamma = group["gamma"]
-        group["gamma"] = self._rule(avagrad, eager=first)(
-            params, grads, buffers["exp_avg"], buffers["exp_avg_sq"],
+        group["gamma"] = avagrad(
+            params,
+            grads,
+            buffers["exp_avg"],
+            buffers["exp_avg_sq"],
             **hyper,
             first_step=first,
             gamma=1.0 if gamma is None else gamma,
@@ -142,6 +215,7 @@ class AvaGrad(RuleOptimizer):
             beta2=beta2,
             decoupled=self.decoupled,
             normalise=self.normalise,
+            fused=self.fused,
         )
 
 

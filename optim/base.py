@@ -50,22 +50,12 @@ class RuleOptimizer(Optimizer):
         super().__init__(params, defaults)
         self.stacked = stacked
         self.fused = fused
-        self._compiled: dict[str, Callable[..., Any]] = {}
-
-    def _rule(self, fn: Callable[..., Any], eager: bool = False) -> Callable[..., Any]:
-        """The rule to call now: compiled when fused (unless this step must run eagerly)."""
-        if not self.fused or eager:
-            return fn
-        name = fn.__name__
-        if name not in self._compiled:
-            self._compiled[name] = torch.compile(fn, dynamic=False)
-        return self._compiled[name]
 
     def _scalar(self, value: Any, like: Tensor) -> Any:
         """On the fused path, turn a per-step scalar into a tensor so the graph is reused."""
         if not self.fused or isinstance(value, Tensor):
             return value.to(like.device) if isinstance(value, Tensor) else value
-        return torch.tensor(value, dtype=torch.float64, device=like.device)
+        return torch.tensor(value, dtype=like.dtype, device=like.device)
 
     def _hyper(self, group: dict[str, Any], like: Tensor) -> dict[str, Any]:
         """The group's step count and hyperparameters, ready to pass to the rule."""
@@ -76,7 +66,9 @@ class RuleOptimizer(Optimizer):
                 out[name] = value if is_zero(value) else self._scalar(value, like)
         return out
 
-    def _gather(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]]]:
+    def _gather(
+        self, group: dict[str, Any]
+    ) -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]]]:
         """Stacked views of the group's parameters with gradients, their gradients and state."""
         params, grads = [], []
         buffers: dict[str, list[Tensor]] = {key: [] for key in self.state_keys}

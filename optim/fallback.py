@@ -30,7 +30,9 @@ class PerConfigOptimizer:
         for c in range(configs):
             group: dict[str, Any] = {"params": [p.detach()[c] for p in self.params]}
             for name, value in per_config.items():
-                group[name] = float(value[c]) if isinstance(value, Tensor) and value.dim() else float(value)
+                group[name] = (
+                    float(value[c]) if isinstance(value, Tensor) and value.dim() else float(value)
+                )
             groups.append(group)
         self.inner = factory(groups)
 

@@ -32,7 +32,9 @@ class OptimizerInfo:
 
 
 def _torch(cls: type, **fixed: Any) -> Callable[..., Any]:
-    def build(params: Any, lr: float, eps: float | None, fused: bool = False, **settings: Any) -> Any:
+    def build(
+        params: Any, lr: float, eps: float | None, fused: bool = False, **settings: Any
+    ) -> Any:
         if eps is not None:
             settings["eps"] = eps
         if fused:
@@ -56,14 +58,21 @@ def _sgd(params: Any, lr: HParam, eps: HParam | None, **settings: Any) -> Any:
     return StackedSGD(params, lr=lr, **settings)
 
 
-def _torch_sgd(params: Any, lr: float, eps: float | None, fused: bool = False, **settings: Any) -> Any:
+def _torch_sgd(
+    params: Any, lr: float, eps: float | None, fused: bool = False, **settings: Any
+) -> Any:
     settings.setdefault("momentum", 0.9)
     return torch.optim.SGD(params, lr=lr, fused=fused or None, **settings)
 
 
 def _fallback(cls: type) -> Callable[..., Any]:
     def build(
-        params: Any, lr: HParam, eps: HParam | None, fused: bool = False, stacked: bool = True, **settings: Any
+        params: Any,
+        lr: HParam,
+        eps: HParam | None,
+        fused: bool = False,
+        stacked: bool = True,
+        **settings: Any,
     ) -> PerConfigOptimizer:
         hyper: dict[str, Any] = {"lr": lr}
         if eps is not None:
@@ -77,21 +86,72 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     info.name: info
     for info in [
         OptimizerInfo("sgd", "SGD, momentum 0.9 (ε is ignored)", False, 0.1, 0.0, _torch_sgd, _sgd),
-        OptimizerInfo("adam", "Adam (torch.optim)", True, 1e-3, 1e-8, _torch(torch.optim.Adam),
-                      _ours(StackedAdam)),
-        OptimizerInfo("adamw", "AdamW, decoupled decay (torch.optim)", True, 1e-3, 1e-8,
-                      _torch(torch.optim.AdamW, weight_decay=0.0), _ours(StackedAdam, decoupled=True)),
-        OptimizerInfo("amsgrad", "Adam with AMSGrad's max (torch.optim)", True, 1e-3, 1e-8,
-                      _torch(torch.optim.Adam, amsgrad=True), _ours(StackedAdam, amsgrad=True)),
-        OptimizerInfo("radam", "RAdam (torch.optim; batched through the per-config fallback)", True,
-                      1e-3, 1e-8, _torch(torch.optim.RAdam), _fallback(torch.optim.RAdam)),
-        OptimizerInfo("avagrad", "AvaGrad, official code", True, 0.1, 0.1, _ours(AvaGrad), _ours(AvaGrad)),
-        OptimizerInfo("avagradw", "AvaGrad with decoupled weight decay", True, 0.1, 0.1,
-                      _ours(AvaGradW), _ours(AvaGradW)),
-        OptimizerInfo("delayed_adam", "Delayed Adam (paper's Algorithm 1)", True, 1e-3, 1e-8,
-                      _ours(DelayedAdam), _ours(DelayedAdam)),
-        OptimizerInfo("adabelief", "AdaBelief (adabelief-pytorch 0.2 semantics)", True, 1e-3, 1e-16,
-                      _ours(AdaBelief), _ours(AdaBelief)),
+        OptimizerInfo(
+            "adam",
+            "Adam (torch.optim)",
+            True,
+            1e-3,
+            1e-8,
+            _torch(torch.optim.Adam),
+            _ours(StackedAdam),
+        ),
+        OptimizerInfo(
+            "adamw",
+            "AdamW, decoupled decay (torch.optim)",
+            True,
+            1e-3,
+            1e-8,
+            _torch(torch.optim.AdamW, weight_decay=0.0),
+            _ours(StackedAdam, decoupled=True),
+        ),
+        OptimizerInfo(
+            "amsgrad",
+            "Adam with AMSGrad's max (torch.optim)",
+            True,
+            1e-3,
+            1e-8,
+            _torch(torch.optim.Adam, amsgrad=True),
+            _ours(StackedAdam, amsgrad=True),
+        ),
+        OptimizerInfo(
+            "radam",
+            "RAdam (torch.optim; batched through the per-config fallback)",
+            True,
+            1e-3,
+            1e-8,
+            _torch(torch.optim.RAdam),
+            _fallback(torch.optim.RAdam),
+        ),
+        OptimizerInfo(
+            "avagrad", "AvaGrad, official code", True, 0.1, 0.1, _ours(AvaGrad), _ours(AvaGrad)
+        ),
+        OptimizerInfo(
+            "avagradw",
+            "AvaGrad with decoupled weight decay",
+            True,
+            0.1,
+            0.1,
+            _ours(AvaGradW),
+            _ours(AvaGradW),
+        ),
+        OptimizerInfo(
+            "delayed_adam",
+            "Delayed Adam (paper's Algorithm 1)",
+            True,
+            1e-3,
+            1e-8,
+            _ours(DelayedAdam),
+            _ours(DelayedAdam),
+        ),
+        OptimizerInfo(
+            "adabelief",
+            "AdaBelief (adabelief-pytorch 0.2 semantics)",
+            True,
+            1e-3,
+            1e-16,
+            _ours(AdaBelief),
+            _ours(AdaBelief),
+        ),
     ]
 }
 

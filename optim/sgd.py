@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from optim import _foreach as F
@@ -25,19 +24,16 @@ def sgd(
 ) -> None:
     """torch.optim.SGD's rule: L2 into the gradient, buffer = gradient on the first step."""
     if not F.is_zero(weight_decay):
-        grads = torch._foreach_add(grads, torch._foreach_mul(params, F.per_config(weight_decay, params)))
+        grads = F.add(grads, F.mul(params, weight_decay))
     if momentum != 0:
         if first_step:
-            torch._foreach_copy_(momentum_buffers, grads)
+            F.copy_(momentum_buffers, grads)
         else:
-            torch._foreach_mul_(momentum_buffers, momentum)
-            torch._foreach_add_(momentum_buffers, grads, alpha=1 - dampening)
-        if nesterov:
-            grads = torch._foreach_add(grads, momentum_buffers, alpha=momentum)
-        else:
-            grads = momentum_buffers
-    update = torch._foreach_mul(grads, F.per_config(lr, grads))
-    torch._foreach_sub_(params, update)
+            F.mul_(momentum_buffers, momentum)
+            F.add_(momentum_buffers, grads, alpha=1 - dampening)
+        grads = F.add(grads, momentum_buffers, alpha=momentum) if nesterov else momentum_buffers
+    update = F.mul(grads, lr)
+    F.sub_(params, update)
 
 
 class StackedSGD(RuleOptimizer):
@@ -58,14 +54,18 @@ class StackedSGD(RuleOptimizer):
         fused: bool = False,
     ) -> None:
         defaults = dict(
-            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
         )
         super().__init__(params, defaults, stacked=stacked, fused=fused)
 
     def _update(self, group, params, grads, buffers) -> None:
         first = group["step"] == 1
         hyper = self._hyper(group, params[0])
-        self._rule(sgd, eager=first)(
+        F.fusable(sgd, self.fused)(
             params,
             grads,
             buffers["momentum_buffer"],

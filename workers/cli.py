@@ -17,9 +17,9 @@ optim_app = typer.Typer(help="The optimizers on their own.", no_args_is_help=Tru
 
 @optim_app.command("eq11")
 def eq11(
-    steps: int = typer.Option(200_000, min=1, help="Steps T of each run."),
+    steps: int = typer.Option(50_000, min=1, help="Steps T of each run."),
     seeds: int = typer.Option(16, min=1, max=4096, help="Independent runs, stepped together."),
-    lr: float = typer.Option(0.1, min=0.0, help="α of the schedule α_t = α/√t."),
+    lr: float = typer.Option(0.01, min=0.0, help="α of the schedule α_t = α/√t."),
     beta2: float = typer.Option(0.99, min=0.0, max=0.999999),
     eps: float = typer.Option(1e-8, min=0.0),
 ) -> None:
