@@ -22,7 +22,9 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 install: $(STAMP)
 
 demo: install
-	$(BIN)/avatune demo
+	$(BIN)/avatune optim eq11 --steps 20000 --seeds 16
+	@echo "Optimizer step benchmark (ResNet-18 shapes, CPU; takes about two minutes):"
+	$(BIN)/python benchmarks/optim_step.py
 
 test: install
 	$(BIN)/ruff check .
