@@ -24,7 +24,14 @@ def resnet18_shapes() -> list[tuple[int, ...]]:
     for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
         for block in range(2):
             in_ch = channels if block == 0 else width
-            shapes += [(width, in_ch, 3, 3), (width,), (width,), (width, width, 3, 3), (width,), (width,)]
+            shapes += [
+                (width, in_ch, 3, 3),
+                (width,),
+                (width,),
+                (width, width, 3, 3),
+                (width,),
+                (width,),
+            ]
             if block == 0 and (stride != 1 or in_ch != width):
                 shapes += [(width, in_ch, 1, 1), (width,), (width,)]
         channels = width
@@ -52,7 +59,9 @@ def main(repeats: int = 25, warmup: int = 5) -> dict[str, float]:
         builders = {
             "adam_foreach": lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True),
             "adam_fused": lambda ps: torch.optim.Adam(ps, lr=1e-3, fused=True),
-            "kozistr_avagrad": lambda ps: KozistrAvaGrad(ps, lr=0.1, eps=0.1, weight_decouple=False),
+            "kozistr_avagrad": lambda ps: KozistrAvaGrad(
+                ps, lr=0.1, eps=0.1, weight_decouple=False
+            ),
             "avagrad_foreach": lambda ps: AvaGrad(ps, lr=0.1, eps=0.1),
             "avagrad_fast": lambda ps: AvaGrad(ps, lr=0.1, eps=0.1, fused=True),
             "adabelief_foreach": lambda ps: AdaBelief(ps, lr=1e-3),

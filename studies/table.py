@@ -27,7 +27,9 @@ class GridTable(BaseModel):
     error: list[list[float]]
     test_error: list[list[float]] | None = None
     diverged: list[list[bool]] | None = None
-    chance: float | None = Field(default=None, description="Chance-level error of the task, percent.")
+    chance: float | None = Field(
+        default=None, description="Chance-level error of the task, percent."
+    )
 
     @model_validator(mode="after")
     def _check_shape(self) -> GridTable:
@@ -39,7 +41,9 @@ class GridTable(BaseModel):
             if len(rows) != shape[0] or any(len(row) != shape[1] for row in rows):
                 raise ValueError(f"{name} must be {shape[0]}×{shape[1]} (alphas × epsilons)")
         if any(not math.isfinite(v) for row in self.error for v in row):
-            raise ValueError("error must be finite everywhere: record diverged runs at chance level")
+            raise ValueError(
+                "error must be finite everywhere: record diverged runs at chance level"
+            )
         return self
 
     @property

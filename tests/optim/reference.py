@@ -36,7 +36,7 @@ def avagrad(
     for t in range(1, steps + 1):
         g = grad_fn(t, p)
         if wd and not decoupled:
-            g = [gi + wd * pi for gi, pi in zip(g, p)]
+            g = [gi + wd * pi for gi, pi in zip(g, p, strict=True)]
         total = 0.0
         for i in range(len(p)):
             m[i] = b1 * m[i] + (1 - b1) * g[i]
@@ -67,7 +67,7 @@ def avagrad_paper(
     for t in range(1, steps + 1):
         g = grad_fn(t, p)
         if wd and not decoupled:
-            g = [gi + wd * pi for gi, pi in zip(g, p)]
+            g = [gi + wd * pi for gi, pi in zip(g, p, strict=True)]
         if wd and decoupled:
             p = [pi * (1 - lr * wd) for pi in p]
         eta = [1 / (torch.sqrt(vi) + eps) for vi in v]

@@ -1,4 +1,4 @@
-"""Our optimizers against independent implementations: pytorch-optimizer, adabelief-pytorch, torch.optim."""
+"""Our optimizers against independent code: pytorch-optimizer, adabelief-pytorch, torch.optim."""
 
 from __future__ import annotations
 
