@@ -1,0 +1,68 @@
+"""`avatune grid`: a whole grid without the service, written as a GridTable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from studies.cli import build_app
+from studies.table import GridTable
+from workers.grid import grid_epsilons, run_grid
+
+runner = CliRunner()
+
+
+def test_grid_command_writes_a_valid_table(tmp_path: Path) -> None:
+    out = tmp_path / "nested" / "table.json"
+    result = runner.invoke(
+        build_app(),
+        [
+            "grid",
+            "--task",
+            "mnist1d-mlp",
+            "--optimizer",
+            "avagrad",
+            "--grid",
+            "coarse",
+            "--steps",
+            "3",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = GridTable.load(out)
+    assert (table.task, table.optimizer, table.shape) == ("mnist1d-mlp", "avagrad", (11, 11))
+    assert table.chance == 90.0
+    assert table.fidelity["steps"] == 3 and table.fidelity["seeds"] == 1
+    assert table.test_error is not None and table.diverged is not None
+    assert "best α" in result.output and str(out) in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--optimizer", "adamm"], "unknown optimizer"),
+        (["--optimizer", "adam", "--task", "mnist2d"], "unknown task"),
+        (["--optimizer", "adam", "--grid", "fine"], "unknown grid"),
+        (["--optimizer", "adam", "--device", "tpu"], "device"),
+    ],
+)
+def test_grid_command_rejects_bad_names(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(build_app(), ["grid", *args, "--out", str(tmp_path / "t.json")])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_seeds_are_averaged_per_cell() -> None:
+    table = run_grid("eq11", "adam", "coarse", steps=50, seeds=2)
+    assert table.fidelity["seeds"] == 2 and table.shape == (11, 11)
+    assert table.chance == pytest.approx(500 / 999)
+
+
+def test_adabelief_epsilons_are_shifted() -> None:
+    assert grid_epsilons("adabelief", [1e-8, 1.0]) == [1e-16, 1e-8]
+    assert grid_epsilons("adam", [1e-8, 1.0]) == [1e-8, 1.0]

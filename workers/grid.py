@@ -1,0 +1,93 @@
+"""A whole (α, ε) grid of one task and optimizer, trained locally into a `GridTable`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from studies.grids import GridName, grid_values
+from studies.table import GridTable
+from workers.tasks import get_task
+from workers.trainer import TrialConfig, TrialResult, train
+
+#: AdaBelief adds ε to its second-moment state, so its ε lives near ε_adam²: the paper
+#: (§5.2) shifts its ε grid down by 10⁻⁸.
+EPS_SHIFT = {"adabelief": 1e-8}
+
+
+def grid_epsilons(optimizer: str, epsilons: list[float]) -> list[float]:
+    """The ε values `optimizer` is run at for a grid's ε axis."""
+    shift = EPS_SHIFT.get(optimizer, 1.0)
+    return [float(f"{e * shift:.6g}") for e in epsilons]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def run_grid(
+    task: str,
+    optimizer: str,
+    grid: GridName = "paper",
+    *,
+    steps: int | None = None,
+    seeds: int = 1,
+    batch_size: int | None = None,
+    device: str | None = None,
+    optimizer_settings: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> GridTable:
+    """Train every (α, ε) of the grid for `seeds` seeds; each cell averages its seeds.
+
+    A diverged seed counts at the task's chance level; a cell is flagged diverged when
+    any of its seeds diverged.
+    """
+    spec = get_task(task)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    alphas, grid_eps = grid_values(grid)
+    epsilons = grid_epsilons(optimizer, grid_eps)
+    configs = [TrialConfig(a, e, s) for s in range(seeds) for a in alphas for e in epsilons]
+    start = time.perf_counter()
+    results = train(
+        task,
+        optimizer,
+        configs,
+        steps=steps,
+        batch_size=batch_size,
+        device=device,
+        optimizer_settings=optimizer_settings,
+        progress=progress,
+        dtype=dtype,
+    )
+    seconds = time.perf_counter() - start
+    cells: dict[tuple[int, int], list[TrialResult]] = {}
+    size = len(alphas) * len(epsilons)
+    for index, result in enumerate(results):
+        cells.setdefault(divmod(index % size, len(epsilons)), []).append(result)
+
+    def table(pick: Callable[[list[TrialResult]], Any]) -> list[list[Any]]:
+        return [[pick(cells[i, j]) for j in range(len(epsilons))] for i in range(len(alphas))]
+
+    return GridTable(
+        task=task,
+        optimizer=optimizer,
+        fidelity={
+            "steps": steps or spec.default_steps,
+            "batch_size": batch_size or spec.default_batch_size,
+            "seeds": seeds,
+            "grid": grid,
+        },
+        alphas=alphas,
+        epsilons=epsilons,
+        error=table(lambda rs: _mean([r.objective for r in rs])),
+        test_error=table(lambda rs: _mean([r.test_metric for r in rs])),
+        diverged=table(lambda rs: any(r.diverged for r in rs)),
+        chance=spec.chance,
+        objective=spec.objective_name,
+        seconds=round(seconds, 3),
+    )
