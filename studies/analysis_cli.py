@@ -1,0 +1,120 @@
+"""Commands `avatune replay` and `avatune report`: tuning cost and separability of grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+TABLES = typer.Argument(..., exists=True, dir_okay=False, help="Grid tables (avatune grid JSON).")
+
+
+def _tuner_list(value: str) -> list[str]:
+    from studies.tuners import TUNERS
+
+    tuners = [t.strip() for t in value.split(",") if t.strip()]
+    unknown = [t for t in tuners if t not in TUNERS]
+    if unknown or not tuners:
+        raise typer.BadParameter(f"unknown tuners {unknown}; choose from {','.join(TUNERS)}")
+    return tuners
+
+
+def _load(paths: list[Path]) -> list:
+    from studies.table import GridTable
+
+    tables = []
+    for path in paths:
+        try:
+            tables.append(GridTable.load(path))
+        except (ValueError, OSError) as error:
+            raise typer.BadParameter(f"{path}: {error}") from error
+    return tables
+
+
+def replay(
+    tables: list[Path] = TABLES,
+    tuners: str = typer.Option("grid,random,tpe,cmaes,gld,cgld", help="Comma-separated tuners."),
+    seeds: int = typer.Option(100, min=1, max=100_000, help="Seeded runs per tuner and table."),
+    delta: list[float] = typer.Option(
+        [0.5], min=0.0, help="δ in pp of error; repeat for more (the first is the main one)."
+    ),
+    processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
+    out: Path = typer.Option(..., dir_okay=False, help="Where to write replay.json."),
+) -> None:
+    """Replay tuners on complete grid tables until δ-success; write costs as JSON."""
+    from studies.replay import replay_tables
+
+    result = replay_tables(
+        _load(tables),
+        _tuner_list(tuners),
+        seeds,
+        delta[0],
+        processes or None,
+        extra_deltas=delta[1:],
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.save(out)
+    summary = Table(title=f"Trials to δ = {delta[0]:g} ({seeds} seeds, {result.seconds:.1f} s)")
+    summary.add_column("table")
+    for tuner in result.tables[0].tuners:
+        summary.add_column(tuner, justify="right")
+    for table in result.tables:
+        summary.add_row(
+            table.name,
+            *(
+                f"{r.median:g} [{r.q1:g}–{r.q3:g}]"
+                + (f" ({r.n_censored}c)" if r.n_censored else "")
+                for r in table.tuners.values()
+            ),
+        )
+    console.print(summary)
+    console.print(f"wrote {out}")
+
+
+def report(
+    tables: list[Path] = TABLES,
+    out: Path = typer.Option(..., file_okay=False, help="Folder for report.md and figures."),
+    replay_json: Path | None = typer.Option(
+        None, "--replay", exists=True, dir_okay=False, help="Use this replay.json."
+    ),
+    reference: str | None = typer.Option(None, help="Ratio denominator (default avagrad)."),
+    tuners: str = typer.Option("grid,random,tpe,cmaes,gld,cgld", help="Comma-separated tuners."),
+    seeds: int = typer.Option(100, min=1, max=100_000, help="Seeded runs when replaying."),
+    delta: list[float] = typer.Option([0.5, 1.0], min=0.0, help="δ values when replaying."),
+    processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
+) -> None:
+    """Write the separability report (report.md, metrics.json, PNG figures) for grid tables."""
+    from studies.replay import ReplayResult
+    from studies.report import build_report
+
+    grids = _load(tables)
+    result = None
+    if replay_json is not None:
+        result = ReplayResult.load(replay_json)
+        if len(result.tables) != len(grids):
+            raise typer.BadParameter("the replay must cover the same tables, in order")
+    try:
+        metrics = build_report(
+            grids,
+            result,
+            out,
+            reference=reference,
+            tuners=_tuner_list(tuners),
+            seeds=seeds,
+            deltas=delta,
+            processes=processes or None,
+        )
+    except (ValueError, KeyError) as error:
+        raise typer.BadParameter(str(error)) from error
+    console.print(metrics["verdict"])
+    console.print(f"wrote {out / 'report.md'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `replay` and `report` to the root `avatune` app."""
+    app.command("replay")(replay)
+    app.command("report")(report)

@@ -1,0 +1,48 @@
+"""Acceptance on real tables made by `avatune grid` (fixtures; see fixtures/README.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studies.replay import ReplayResult, replay_tables
+from studies.separability import interaction_fraction, objective
+from studies.table import GridTable
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ADAM, AVAGRAD = FIXTURES / "adam.json", FIXTURES / "avagrad.json"
+
+pytestmark = pytest.mark.skipif(
+    not (ADAM.exists() and AVAGRAD.exists()),
+    reason="fixture tables missing: run the commands in tests/studies/fixtures/README.md",
+)
+
+
+@pytest.fixture(scope="module")
+def replay() -> ReplayResult:
+    tables = [GridTable.load(ADAM), GridTable.load(AVAGRAD)]
+    return replay_tables(tables, ["cgld"], 100, 0.5, processes=2, extra_deltas=[1.0])
+
+
+def test_avagrad_is_cheaper_to_tune_with_cgld_to_one_point(replay: ReplayResult) -> None:
+    """The paper's §7 criterion: less than 1 pp suboptimality (δ = 1.0)."""
+    costs = {t.name: t.tuners["cgld"].at(1.0).median for t in replay.tables}
+    print("CGLD medians to δ = 1.0 on real tables", costs)
+    assert costs["avagrad"] < costs["adam"]
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="not at δ = 0.5 on mnist1d-mlp, 1000 steps, 1 seed: median CGLD cost 27 (Adam) vs "
+    "41.5 (AvaGrad); AvaGrad's best cell is isolated, 0.2 pp below Adam's (fixtures/README.md)",
+)
+def test_avagrad_is_cheaper_to_tune_with_cgld_to_half_a_point(replay: ReplayResult) -> None:
+    costs = {t.name: t.tuners["cgld"].median for t in replay.tables}
+    print("CGLD medians to δ = 0.5 on real tables", costs)
+    assert costs["avagrad"] < costs["adam"]
+
+
+def test_avagrad_grid_is_more_separable_than_adam() -> None:
+    adam, avagrad = GridTable.load(ADAM), GridTable.load(AVAGRAD)
+    assert interaction_fraction(objective(avagrad)) < interaction_fraction(objective(adam))

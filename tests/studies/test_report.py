@@ -1,0 +1,140 @@
+"""Figures (plotly dicts + PNG), the report, and the `replay` / `report` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from studies import figures
+from studies.analysis_cli import register
+from studies.replay import ReplayResult, replay_tables
+from studies.report import build_report, compute_metrics
+from tests.studies.helpers import as_table, band, separable
+
+TUNERS = ("random", "gld", "cgld")
+
+
+@pytest.fixture(scope="module")
+def tables() -> list:
+    return [as_table(band(), "adam", chance=90.0), as_table(separable(), "avagrad")]
+
+
+@pytest.fixture(scope="module")
+def replay(tables) -> ReplayResult:
+    return replay_tables(tables, TUNERS, 12, 0.5, processes=1, extra_deltas=[1.0])
+
+
+def test_figures_are_valid_json_plotly(tables, replay: ReplayResult) -> None:
+    go = pytest.importorskip("plotly.graph_objects")
+    made = [
+        figures.heatmaps(tables),
+        figures.heatmap(tables[0]),
+        figures.cost_bars(replay),
+        figures.cost_bars(json.loads(replay.model_dump_json()), delta=1.0),
+        figures.suboptimality_curves(replay),
+    ]
+    for fig in made:
+        assert json.loads(json.dumps(fig)) == fig
+        go.Figure(fig)  # raises on anything plotly.js would not understand
+    assert len(made[0]["data"]) == 6 and made[0]["layout"]["xaxis2"]["anchor"] == "y2"
+    assert [t["name"] for t in made[2]["data"]] == ["adam", "avagrad"]
+
+
+def test_png_rendering(tables, replay: ReplayResult, tmp_path) -> None:
+    for name, fig in {
+        "h": figures.heatmaps(tables),
+        "b": figures.cost_bars(replay),
+        "c": figures.suboptimality_curves(replay),
+    }.items():
+        path = figures.render_png(fig, tmp_path / f"{name}.png")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_and_verdict(tables, replay: ReplayResult) -> None:
+    metrics = compute_metrics(tables, replay)
+    assert metrics["reference"] == "avagrad"
+    assert metrics["tables"]["avagrad"]["interaction"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["tables"]["adam"]["interaction"] > 0.5
+    ratio = metrics["ratios"]["adam/avagrad"]["cgld"]
+    assert ratio["ci"][0] <= ratio["ratio"] <= ratio["ci"][1]
+    assert set(metrics["costs_by_delta"]) == {"0.5", "1.0"}
+    assert "interaction 0.00 vs" in metrics["verdict"]
+    json.dumps(metrics, allow_nan=False)
+
+
+def test_build_report_writes_files(tables, replay: ReplayResult, tmp_path) -> None:
+    metrics = build_report(tables, replay, tmp_path / "out")
+    out = tmp_path / "out"
+    for name in ["report.md", "metrics.json", *metrics["figures"].values()]:
+        assert (out / name).stat().st_size > 0
+    text = (out / "report.md").read_text()
+    assert "| cgld |" in text and metrics["verdict"] in text
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_cli_replay_and_report(tables, tmp_path) -> None:
+    paths = []
+    for table in tables:
+        paths.append(tmp_path / f"{table.optimizer}.json")
+        table.save(paths[-1])
+    runner = CliRunner()
+    out = tmp_path / "replay.json"
+    result = runner.invoke(
+        _cli(),
+        [
+            "replay",
+            *map(str, paths),
+            "--tuners",
+            "gld,cgld",
+            "--seeds",
+            "5",
+            "--delta",
+            "0.5",
+            "--delta",
+            "1.0",
+            "--processes",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = ReplayResult.load(out)
+    assert data.seeds == 5 and list(data.tables[0].tuners) == ["gld", "cgld"]
+    result = runner.invoke(
+        _cli(), ["report", *map(str, paths), "--replay", str(out), "--out", str(tmp_path / "rep")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "rep" / "report.md").exists()
+
+
+def test_cli_rejects_bad_input(tables, tmp_path) -> None:
+    path = tmp_path / "t.json"
+    tables[0].save(path)
+    runner = CliRunner()
+    result = runner.invoke(
+        _cli(), ["replay", str(path), "--tuners", "gld,nope", "--out", str(tmp_path / "r.json")]
+    )
+    assert result.exit_code != 0 and "nope" in result.output
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"task": "t"}')
+    result = runner.invoke(_cli(), ["replay", str(bad), "--out", str(tmp_path / "r.json")])
+    assert result.exit_code != 0
+
+
+def test_build_report_runs_its_own_replay(tables, tmp_path) -> None:
+    """The way the service calls it: keywords only, no replay given."""
+    metrics = build_report(
+        tables, tuners=["gld", "cgld"], seeds=3, deltas=[1.0], out_dir=tmp_path, processes=1
+    )
+    assert metrics["delta"] == 1.0 and metrics["seeds"] == 3
+    assert ReplayResult.load(tmp_path / "replay.json").seeds == 3
