@@ -6,6 +6,8 @@ commands stay fast.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -42,6 +44,92 @@ def eq11(
     console.print(table)
 
 
+def worker(
+    server: str = typer.Option(
+        "http://127.0.0.1:8000", "--server", envvar="AVATUNE_SERVER", help="The server's URL."
+    ),
+    token: str = typer.Option(None, "--token", envvar="AVATUNE_TOKEN", help="The server's token."),
+    device: str = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
+    max_batch: int = typer.Option(64, "--max-batch", min=1, max=4096, help="Trials per lease."),
+    once: bool = typer.Option(False, help="Run one lease, then exit."),
+    quiet: bool = typer.Option(False, help="No progress display."),
+    train_function: str = typer.Option(None, hidden=True, help="MODULE:ATTR trainer (tests)."),
+) -> None:
+    """Pull trials from the server, train them in batches, report results; until stopped."""
+    from workers.loop import run_worker
+
+    run_worker(
+        server, token, device=device, max_batch=max_batch, once=once, quiet=quiet,
+        train_function=train_function,
+    )
+
+
+GRIDS = ("paper", "coarse")
+
+
+def grid(
+    optimizer: str = typer.Option(..., help="Optimizer to tune, e.g. adam, avagrad."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the grid table (JSON)."),
+    task: str = typer.Option("mnist1d-mlp", help="Proxy task to train."),
+    grid_name: str = typer.Option(
+        "paper", "--grid", help="paper: the 21×21 (α, ε) grid; coarse: every other value, 11×11."
+    ),
+    steps: int | None = typer.Option(None, min=1, help="Training steps (default: the task's)."),
+    seeds: int = typer.Option(1, min=1, max=64, help="Seeds per grid point, averaged."),
+    batch_size: int | None = typer.Option(
+        None, min=1, help="Minibatch size (default: the task's)."
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if present)."),
+) -> None:
+    """Train a whole (α, ε) grid of one optimizer on one task, locally, and write its table."""
+    from optim import OPTIMIZERS
+    from workers.tasks import TASKS
+
+    if task not in TASKS:
+        raise typer.BadParameter(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}",
+                                 param_hint="--task")
+    if optimizer not in OPTIMIZERS:
+        raise typer.BadParameter(
+            f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}",
+            param_hint="--optimizer",
+        )
+    if grid_name not in GRIDS:
+        raise typer.BadParameter(f"unknown grid {grid_name!r}; choose paper or coarse",
+                                 param_hint="--grid")
+    from workers.device import resolve_device
+    from workers.grid import run_grid
+
+    try:
+        where = str(resolve_device(device))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--device") from None
+    title = f"{task} · {optimizer} · {grid_name} grid · {seeds} seed(s) on {where}"
+    with Progress(console=console, transient=True) as bar:
+        job = bar.add_task(title, total=None)
+        table = run_grid(
+            task, optimizer, grid_name,  # type: ignore[arg-type]
+            steps=steps, seeds=seeds, batch_size=batch_size, device=where,
+            progress=lambda done, total: bar.update(job, completed=done, total=total),
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.save(out)
+    best, i, j = min(
+        (value, i, j) for i, row in enumerate(table.error) for j, value in enumerate(row)
+    )
+    diverged = sum(sum(row) for row in table.diverged or [])
+    summary = Table(title=title)
+    for column in ("best α", "best ε", table.model_extra.get("objective", "objective"),
+                   "diverged", "seconds"):
+        summary.add_column(str(column), justify="right")
+    summary.add_row(f"{table.alphas[i]:g}", f"{table.epsilons[j]:g}", f"{best:.4g}",
+                    f"{diverged} / {len(table.alphas) * len(table.epsilons)}",
+                    f"{table.model_extra.get('seconds', 0):.1f}")
+    console.print(summary)
+    console.print(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach this layer's commands to the root `avatune` app."""
     app.add_typer(optim_app, name="optim")
+    app.command("grid")(grid)
+    app.command("worker")(worker)

@@ -1,0 +1,171 @@
+"""Worker-protocol throughput of the avatune server vs Optuna's RDBStorage, SQLite and PostgreSQL.
+
+avatune: a uvicorn server (`python -m service serve`, one process) on a grid study with
+more queued trials than the run can use; CLIENTS client threads (stdlib http.client, one
+keep-alive connection each) loop lease(1) + result (no training). Optuna: CLIENTS threads
+loop ask (two float params, random sampling) + tell on one RDBStorage study. Both run
+SECONDS after a short warm-up, on SQLite and then on a PostgreSQL server the script starts
+itself (skipped when its binaries are missing). Prints one JSON line (with the 1-minute
+load average: timings on a shared machine are noisy). Targets on SQLite:
+avatune_roundtrips_per_s ≥ 300 and ratio ≥ 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WARMUP = 1.0
+
+
+def _avatune_client(port: int, start: float, stop: float, index: int, out: Any) -> None:
+    """lease(1) + result in a loop over one keep-alive connection (stdlib: a light client)."""
+    headers = {"Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        conn.request("POST", path, json.dumps(body), headers)
+        response = conn.getresponse()
+        data = json.loads(response.read())
+        assert response.status == 200, data
+        return data
+
+    done = 0
+    while time.time() < stop:
+        lease = post("/api/leases", {"worker_id": f"bench-{index}", "max_trials": 1})
+        trial = lease["trials"][0]
+        post(f"/api/trials/{trial['trial_id']}/result",
+             {"token": lease["token"], "value": trial["alpha"]})
+        if time.time() >= start:
+            done += 1
+    conn.close()
+    out.put(done)
+
+
+def _optuna_client(url: str, start: float, stop: float, index: int, out: Any) -> None:
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.load_study(study_name="bench", storage=storage,
+                              sampler=optuna.samplers.RandomSampler(seed=index))
+    space = {"x": FloatDistribution(-6, 0), "y": FloatDistribution(-9, 0)}
+    done = 0
+    while time.time() < stop:
+        trial = study.ask(space)
+        study.tell(trial, trial.params["x"] ** 2 + trial.params["y"] ** 2)
+        if time.time() >= start:
+            done += 1
+    out.put(done)
+
+
+def _run_clients(target: Any, args: tuple, clients: int, seconds: float) -> float:
+    """`clients` threads loop until `stop`, counting only after a warm-up; rate per second.
+
+    Threads of one process (not processes): on a small machine, client processes would
+    take the cores the server (or Optuna's own work) needs.
+    """
+    counts: queue.Queue[int] = queue.Queue()
+    start = time.time() + WARMUP
+    stop = start + seconds
+    threads = [
+        threading.Thread(target=target, args=(*args, start, stop, index, counts))
+        for index in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 120)
+    return sum(counts.get() for _ in threads) / seconds
+
+
+def _grid_spec() -> dict[str, Any]:
+    n_alpha, n_eps = 150, 130  # 19,500 queued trials: more than a run uses
+    return {
+        "name": "throughput", "task": "mnist1d-mlp", "optimizer": "adam",
+        "space": {"alphas": [1e-7 * 1.05**k for k in range(n_alpha)],
+                  "epsilons": [1e-10 * 1.05**k for k in range(n_eps)]},
+        "tuner": {"name": "grid", "seed": 0},
+    }
+
+
+def measure_avatune(url: str, clients: int, seconds: float) -> float:
+    """Round trips per second (lease(1) + result) against a fresh server on `url`."""
+    import httpx
+
+    from service.migrations import upgrade
+    from tests.service.helpers import ServerProcess
+
+    upgrade(url)
+    with ServerProcess(url, lease_seconds=600) as server:
+        created = httpx.post(f"{server.url}/api/studies", json=_grid_spec(), timeout=120)
+        created.raise_for_status()
+        return _run_clients(_avatune_client, (server.port,), clients, seconds)
+
+
+def measure_optuna(url: str, clients: int, seconds: float) -> float:
+    """ask + tell per second on Optuna's RDBStorage at `url`."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.create_study(study_name="bench", storage=optuna.storages.RDBStorage(url))
+    return _run_clients(_optuna_client, (url,), clients, seconds)
+
+
+def main() -> None:
+    """Run both systems on SQLite, then on PostgreSQL; print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    figures: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds,
+                               "cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2)}
+    with tempfile.TemporaryDirectory(prefix="avatune-bench-") as tmp:
+        avatune = measure_avatune(f"sqlite:///{tmp}/avatune.db", args.clients, args.seconds)
+        optuna_rate = measure_optuna(f"sqlite:///{tmp}/optuna.db", args.clients, args.seconds)
+    figures.update(
+        avatune_roundtrips_per_s=round(avatune, 1),
+        optuna_rdb_asktell_per_s=round(optuna_rate, 1),
+        ratio=round(avatune / optuna_rate, 2),
+    )
+    if not args.no_postgres:
+        from tests.service.postgres import PostgresServer, PostgresUnavailable
+
+        try:
+            server = PostgresServer().start()
+        except (PostgresUnavailable, RuntimeError) as error:
+            figures["postgresql"] = f"skipped: {error}"
+        else:
+            try:
+                avatune = measure_avatune(server.create_database("avatune"), args.clients,
+                                          args.seconds)
+                optuna_rate = measure_optuna(server.create_database("optuna"), args.clients,
+                                             args.seconds)
+            finally:
+                server.stop()
+            figures.update(
+                pg_avatune_roundtrips_per_s=round(avatune, 1),
+                pg_optuna_rdb_asktell_per_s=round(optuna_rate, 1),
+                pg_ratio=round(avatune / optuna_rate, 2),
+            )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

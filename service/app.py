@@ -1,0 +1,68 @@
+"""The FastAPI application factory: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from service import dashboard
+from service.body_limit import BodyLimitMiddleware
+from service.db import Database
+from service.errors import ServiceError, json_safe
+from service.metrics import LatencyMiddleware, make_registry
+from service.routes import experiments, health, protocol, studies, workers
+from service.settings import Settings
+
+DESCRIPTION = (
+    "Tune (α, ε) of optimizers with server-side tuners and leased trials; "
+    "workers pull trials over HTTP (`avatune worker`)."
+)
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    """The avatune API over `settings.database_url` (already migrated: `avatune db upgrade`)."""
+    settings = settings or Settings()
+    db = db or Database(settings.database_url, pool_size=settings.pool_size)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    app = FastAPI(title="avatune", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.registry, histogram = make_registry(db)
+    # The worker protocol first: routes are matched in order, and it is the hot path.
+    for router in (protocol.router, studies.router, experiments.router, workers.router):
+        app.include_router(router)
+    app.include_router(health.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files(), name="static")
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": error.message}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        detail = json_safe(jsonable_encoder(error.errors()))
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(_: Request, error: OperationalError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"database unavailable, retry: {str(error.orig)[:200]}"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LatencyMiddleware, histogram=histogram)
+    return app

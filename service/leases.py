@@ -1,0 +1,377 @@
+"""Leases: handing trials to workers, keeping them alive, and taking their reports.
+
+A lease gives one worker up to K queued trials of one batch key (same task and fidelity)
+under one random token, until an expiry that heartbeats push back. Taking trials is
+atomic: on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED`` (concurrent leasers skip each
+other's rows), on SQLite one guarded ``UPDATE … WHERE state = 'queued'`` inside a
+``BEGIN IMMEDIATE`` transaction. With nothing queued, a tuner-driven study is asked for
+new points in the same transaction (`service.tuning`). Reports (result, failure) must
+present the token of a live lease — one guarded UPDATE checks state, token and expiry at
+once (tokens are 192 random bits) — anything else is a `Conflict` (409) and changes
+nothing, so no result is counted twice. Expired leases are reaped by lease calls (at most
+every `REAP_INTERVAL` seconds per API process): the trial goes back to the queue, or fails
+after `max_attempts` leases.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, case, select, update
+from sqlalchemy.orm import aliased
+
+from service import lifecycle, tuning
+from service.db import Database
+from service.errors import Conflict, NotFound, ServiceError
+from service.models import Study, StudyState, Trial, TrialState, Worker, utcnow
+from service.repositories import studies, workers
+from service.settings import Settings
+from studies.protocol import (
+    Heartbeat,
+    HeartbeatAck,
+    LeasedTrial,
+    LeaseRequest,
+    LeaseResponse,
+    TrialAck,
+    TrialFailure,
+    TrialResult,
+)
+
+#: Studies whose tuner one lease call may ask before giving up.
+TUNER_STUDIES_PER_CALL = 3
+#: Seconds between two looks for expired leases (per API process).
+REAP_INTERVAL = 0.5
+_RETURNED = (Trial.id, Trial.study_id, Trial.number, Trial.alpha, Trial.eps)
+
+# The hot statements are built once, with bind parameters (building them costs more than
+# running them on SQLite).
+_NOW = bindparam("now")
+_LEASE_VALUES = dict(
+    state=TrialState.leased, lease_token=bindparam("token"), worker_id=bindparam("worker"),
+    lease_expires_at=bindparam("expires"), leased_at=_NOW, heartbeat_at=_NOW,
+    attempts=Trial.attempts + 1, progress_done=None, progress_total=None,
+)
+
+
+def _sqlite_take() -> Any:
+    """One guarded UPDATE: the oldest queued trial's batch key, then up to k of that key."""
+    first, first_study = aliased(Trial), aliased(Study)
+    pick, pick_study = aliased(Trial), aliased(Study)
+    key = (
+        select(first.batch_key)
+        .join(first_study, first_study.id == first.study_id)
+        .where(first.state == TrialState.queued, first_study.state == StudyState.running)
+        .order_by(first.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    ids = (
+        select(pick.id)
+        .join(pick_study, pick_study.id == pick.study_id)
+        .where(
+            pick.state == TrialState.queued,
+            pick_study.state == StudyState.running,
+            pick.batch_key == key,
+        )
+        .order_by(pick.id)
+        .limit(bindparam("k"))
+    )
+    return (
+        update(Trial)
+        .where(Trial.state == TrialState.queued, Trial.id.in_(ids))
+        .values(**_LEASE_VALUES)
+        .returning(*_RETURNED)
+    )
+
+
+_SQLITE_TAKE = _sqlite_take()
+_RUNNABLE = (Trial.state == TrialState.queued, Study.state == StudyState.running)
+_PG_FIRST = (
+    select(Trial.id, Trial.batch_key)
+    .join(Study, Study.id == Trial.study_id)
+    .where(*_RUNNABLE)
+    .order_by(Trial.id)
+    .limit(1)
+    .with_for_update(skip_locked=True, of=Trial)
+)
+_PG_MORE = (
+    select(Trial.id)
+    .join(Study, Study.id == Trial.study_id)
+    .where(*_RUNNABLE, Trial.batch_key == bindparam("key"), Trial.id != bindparam("first"))
+    .order_by(Trial.id)
+    .limit(bindparam("k"))
+    .with_for_update(skip_locked=True, of=Trial)
+)
+_LEASE_IDS = (
+    update(Trial)
+    .where(Trial.id.in_(bindparam("ids", expanding=True)), Trial.state == TrialState.queued)
+    .values(**_LEASE_VALUES)
+    .returning(*_RETURNED)
+)
+_EXPIRED = (
+    select(Trial.id, Trial.attempts, Trial.study_id)
+    .where(Trial.state == TrialState.leased, Trial.lease_expires_at < _NOW)
+    .with_for_update(skip_locked=True)
+)
+
+
+def _take_queued_sqlite(conn: Connection, k: int, params: dict[str, Any]) -> list[Row]:
+    return list(conn.execute(_SQLITE_TAKE, {**params, "k": k}).all())
+
+
+def _take_queued_postgres(conn: Connection, k: int, params: dict[str, Any]) -> list[Row]:
+    """Lock the oldest unlocked queued trial, then up to k − 1 more of its batch key."""
+    first = conn.execute(_PG_FIRST).first()
+    if first is None:
+        return []
+    ids = [first.id]
+    if k > 1:
+        more = {"key": first.batch_key, "first": first.id, "k": k - 1}
+        ids += conn.execute(_PG_MORE, more).scalars().all()
+    return _lease_ids(conn, ids, params)
+
+
+def _lease_ids(conn: Connection, ids: list[int], params: dict[str, Any]) -> list[Row]:
+    return list(conn.execute(_LEASE_IDS, {**params, "ids": ids}).all())
+
+
+def _take_new(
+    conn: Connection, dialect: str, k: int, params: dict[str, Any], now: datetime
+) -> list[Row]:
+    """Ask tuner-driven studies (least recently asked first) for new points and lease them."""
+    for _ in range(TUNER_STUDIES_PER_CALL):
+        query = (
+            select(Study)
+            .where(
+                Study.state == StudyState.running,
+                Study.tuner != "grid",
+                Study.n_trained < Study.budget,
+                Study.stop_reason.is_(None),
+            )
+            .order_by(Study.updated_at, Study.id)
+            .limit(1)
+        )
+        if dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Study)
+        study = conn.execute(query).first()
+        if study is None:
+            return []
+        outcome = tuning.ask(conn, study, k, now)
+        if outcome.fresh:
+            return _lease_ids(conn, outcome.fresh, params)
+        if outcome.exhausted:
+            lifecycle.settle(conn, study.id, now)
+    return []
+
+
+def reap_expired(conn: Connection, now: datetime, max_attempts: int) -> int:
+    """Return trials with expired leases to the queue (failed after `max_attempts`)."""
+    rows = conn.execute(_EXPIRED, {"now": now}).all()
+    if not rows:
+        return 0
+    retry = [r.id for r in rows if r.attempts < max_attempts]
+    released = dict(
+        lease_token=None, lease_expires_at=None, progress_done=None, progress_total=None
+    )
+    if retry:
+        conn.execute(
+            update(Trial)
+            .where(Trial.id.in_(retry), Trial.state == TrialState.leased)
+            .values(state=TrialState.queued, error="lease expired", **released)
+        )
+    for row in rows:
+        if row.attempts < max_attempts:
+            continue
+        error = f"lease expired on each of {row.attempts} attempts"
+        conn.execute(
+            update(Trial)
+            .where(Trial.id == row.id, Trial.state == TrialState.leased)
+            .values(state=TrialState.failed, error=error, finished_at=now, **released)
+        )
+        lifecycle.mirror(conn, row.id, now, state=TrialState.failed, error=error)
+    for study_id in {r.study_id for r in rows if r.attempts >= max_attempts}:
+        lifecycle.settle(conn, study_id, now)
+    return len(rows)
+
+
+def extend_leases(conn: Connection, now: datetime, seconds: float) -> int:
+    """Give every live lease `seconds` more (after a server restart: workers could not beat)."""
+    expires = now + timedelta(seconds=seconds)
+    result = conn.execute(
+        update(Trial)
+        .where(Trial.state == TrialState.leased, Trial.lease_expires_at < expires)
+        .values(lease_expires_at=expires)
+    )
+    return result.rowcount
+
+
+def lease(db: Database, settings: Settings, request: LeaseRequest) -> LeaseResponse:
+    """Lease up to `request.max_trials` trials of one task and fidelity to a worker."""
+    now = utcnow()
+    k = min(request.max_trials, settings.max_lease_trials)
+    token = secrets.token_urlsafe(24)
+    expires = now + timedelta(seconds=settings.lease_seconds)
+    params = {"token": token, "worker": request.worker_id, "now": now, "expires": expires}
+    empty = LeaseResponse(
+        lease_seconds=settings.lease_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        retry_after=settings.idle_retry_seconds,
+    )
+    with db.write() as conn:
+        if time.monotonic() >= db.state.get("next_reap", 0.0):
+            db.state["next_reap"] = time.monotonic() + REAP_INTERVAL
+            reap_expired(conn, now, settings.max_attempts)
+        if db.dialect == "postgresql":
+            rows = _take_queued_postgres(conn, k, params)
+        else:
+            rows = _take_queued_sqlite(conn, k, params)
+        if not rows:
+            rows = _take_new(conn, db.dialect, k, params, now)
+        workers.touch(db, conn, request, now, len(rows))
+        if not rows:
+            return empty
+        specs = {sid: studies.cached_spec(db, conn, sid) for sid in {r.study_id for r in rows}}
+    rows.sort(key=lambda r: r.id)
+    first = specs[rows[0].study_id]
+    return LeaseResponse(
+        token=token,
+        expires_at=expires,
+        lease_seconds=settings.lease_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        task=first.task,
+        fidelity=first.fidelity,
+        trials=[
+            LeasedTrial(
+                trial_id=r.id, study_id=r.study_id, number=r.number, alpha=r.alpha, eps=r.eps,
+                optimizer=specs[r.study_id].optimizer,
+            )
+            for r in rows
+        ],
+    )
+
+
+_DIAGNOSE = select(Trial.state, Trial.lease_token, Trial.lease_expires_at).where(
+    Trial.id == bindparam("tid")
+)
+_LIVE = (
+    Trial.state == TrialState.leased,
+    Trial.lease_token == bindparam("token"),
+    Trial.lease_expires_at > _NOW,
+)
+_BEAT = (
+    update(Trial)
+    .where(*_LIVE)
+    .values(
+        lease_expires_at=bindparam("expires"), heartbeat_at=_NOW,
+        progress_done=bindparam("done"), progress_total=bindparam("total"),
+    )
+    .returning(Trial.id, Trial.worker_id)
+)
+_SEEN = update(Worker).where(Worker.id == bindparam("worker")).values(last_seen=_NOW)
+_FINISH = (
+    update(Trial)
+    .where(Trial.id == bindparam("tid"), *_LIVE)
+    .values(
+        state=bindparam("state"), value=bindparam("value"), test_value=bindparam("test_value"),
+        curve=bindparam("curve"), diverged=bindparam("diverged"), seconds=bindparam("seconds"),
+        lease_token=None, lease_expires_at=None, finished_at=_NOW, error=None,
+        progress_done=Trial.progress_total,
+    )
+    .returning(Trial.study_id)
+)
+_REQUEUE = (
+    update(Trial)
+    .where(Trial.id == bindparam("tid"), *_LIVE)
+    .values(
+        state=case(
+            (Trial.attempts >= bindparam("max_attempts"), TrialState.failed.value),
+            else_=TrialState.queued.value,
+        ),
+        finished_at=case((Trial.attempts >= bindparam("max_attempts"), _NOW), else_=None),
+        attempts=Trial.attempts + bindparam("change"), error=bindparam("error"),
+        lease_token=None, lease_expires_at=None, progress_done=None, progress_total=None,
+    )
+    .returning(Trial.study_id, Trial.state)
+)
+
+
+def _refuse(conn: Connection, trial_id: int, now: datetime) -> ServiceError:
+    """Why a report on `trial_id` missed its live lease: `NotFound` or `Conflict`."""
+    row = conn.execute(_DIAGNOSE, {"tid": trial_id}).first()
+    if row is None:
+        return NotFound(f"trial {trial_id} does not exist")
+    if row.state == TrialState.leased and row.lease_expires_at <= now:
+        return Conflict(
+            f"the lease on trial {trial_id} expired at {row.lease_expires_at.isoformat()}; "
+            "the trial goes back to the queue, drop this report"
+        )
+    return Conflict(
+        f"trial {trial_id} is not leased under this token (it is {row.state}): the lease "
+        "expired, was released, or this trial was already reported; drop this report"
+    )
+
+
+def heartbeat(db: Database, settings: Settings, trial_id: int, beat: Heartbeat) -> HeartbeatAck:
+    """Extend the lease holding `trial_id` (all its trials) and record progress."""
+    now = utcnow()
+    expires = now + timedelta(seconds=settings.lease_seconds)
+    params = {"token": beat.token, "expires": expires, "now": now,
+              "done": beat.done, "total": beat.total}
+    with db.write() as conn:
+        rows = conn.execute(_BEAT, params).all()
+        if trial_id not in {r.id for r in rows}:
+            raise _refuse(conn, trial_id, now)  # rolls the extension back
+        if rows[0].worker_id is not None:
+            conn.execute(_SEEN, {"worker": rows[0].worker_id, "now": now})
+    return HeartbeatAck(expires_at=expires, trials=len(rows))
+
+
+def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
+    """Record a finished training once; a second or late report is a `Conflict`."""
+    now = utcnow()
+    state = TrialState.diverged if result.diverged else TrialState.complete
+    params = {
+        "tid": trial_id, "token": result.token, "state": state, "value": result.value,
+        "test_value": result.test_value, "curve": result.curve,
+        "diverged": result.diverged, "seconds": result.seconds, "now": now,
+    }
+    with db.write() as conn:
+        study_id = conn.execute(_FINISH, params).scalar()
+        if study_id is None:
+            raise _refuse(conn, trial_id, now)
+        if studies.cached_spec(db, conn, study_id).tuner.name != "grid":  # only tuners ask twice
+            lifecycle.mirror(
+                conn, trial_id, now, state=state, value=result.value,
+                test_value=result.test_value, diverged=result.diverged,
+            )
+        best = db.state.setdefault("best", {})  # never below the stored best: a hint
+        if result.value < best.get(study_id, math.inf):
+            lifecycle.record_best(conn, study_id, trial_id, result.value)
+        lifecycle.settle(conn, study_id, now)
+    best[study_id] = min(result.value, best.get(study_id, math.inf))
+    return TrialAck(trial_id=trial_id, state=state)
+
+
+def report_failure(
+    db: Database, settings: Settings, trial_id: int, failure: TrialFailure
+) -> TrialAck:
+    """Return a trial to the queue (a release costs no attempt), or fail it for good."""
+    now = utcnow()
+    params = {
+        "tid": trial_id, "token": failure.token, "now": now, "error": failure.error or None,
+        # a release gives the attempt back and never fails the trial
+        "change": -1 if failure.release else 0,
+        "max_attempts": 2**31 - 1 if failure.release else settings.max_attempts,
+    }
+    with db.write() as conn:
+        row = conn.execute(_REQUEUE, params).first()
+        if row is None:
+            raise _refuse(conn, trial_id, now)
+        if row.state == TrialState.failed:
+            lifecycle.mirror(conn, trial_id, now, state=row.state, error=failure.error or None)
+            lifecycle.settle(conn, row.study_id, now)
+    return TrialAck(trial_id=trial_id, state=row.state)

@@ -1,0 +1,1 @@
+"""Data access: every query of the service, by the table it is about."""

@@ -1,0 +1,132 @@
+"""Experiments: one grid study per optimizer, their progress, grid tables and stored report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select, update
+
+from service.errors import Conflict, NotFound
+from service.models import VALUED_STATES, Experiment, Study, StudyState, Trial
+from service.repositories.studies import create_study, delete_study, list_studies
+from service.schemas import ExperimentOut
+from studies.specs import ExperimentSpec, StudySpec
+from studies.table import GridTable
+
+
+def create_experiment(conn: Connection, spec: ExperimentSpec, now: datetime) -> int:
+    """Insert an experiment and queue one full grid study per optimizer."""
+    experiment_id = conn.execute(
+        Experiment.__table__.insert()
+        .values(
+            name=spec.name, state=StudyState.running, task=spec.task.name,
+            spec=spec.model_dump(mode="json"), created_at=now,
+        )
+        .returning(Experiment.id)
+    ).scalar_one()
+    for study in spec.study_specs():
+        create_study(conn, study, now, experiment_id=experiment_id)
+    return experiment_id
+
+
+def _row(conn: Connection, experiment_id: int) -> Row:
+    row = conn.execute(select(Experiment).where(Experiment.id == experiment_id)).first()
+    if row is None:
+        raise NotFound(f"experiment {experiment_id} does not exist")
+    return row
+
+
+def get_experiment(conn: Connection, experiment_id: int) -> ExperimentOut:
+    """An experiment with its studies' progress."""
+    row = _row(conn, experiment_id)
+    studies = list_studies(conn, experiment_id=experiment_id, limit=1000)
+    budget = sum(s.budget for s in studies)
+    finished = sum(s.finished for s in studies)
+    return ExperimentOut(
+        id=row.id, name=row.name, state=row.state, task=row.task,
+        progress=finished / budget if budget else 1.0, studies=studies,
+        report_ready=row.report is not None, created_at=row.created_at,
+        spec=ExperimentSpec.model_validate(row.spec),
+    )
+
+
+def list_experiments(conn: Connection, *, limit: int = 100) -> list[ExperimentOut]:
+    """Experiments, newest first."""
+    ids = conn.execute(select(Experiment.id).order_by(Experiment.id.desc()).limit(limit)).scalars()
+    return [get_experiment(conn, i) for i in ids]
+
+
+def grid_tables(conn: Connection, experiment_id: int) -> list[GridTable]:
+    """The complete grid of every study of the experiment; `Conflict` while one is missing."""
+    row = _row(conn, experiment_id)
+    studies = conn.execute(
+        select(Study.id, Study.spec, Study.state)
+        .where(Study.experiment_id == experiment_id)
+        .order_by(Study.id)
+    ).all()
+    spec = ExperimentSpec.model_validate(row.spec)
+    tables = []
+    for study in studies:
+        study_spec = StudySpec.model_validate(study.spec)
+        alphas, epsilons = study_spec.space.grid_axes()
+        error: list[list[float | None]] = [[None] * len(epsilons) for _ in alphas]
+        test: list[list[float | None]] = [[None] * len(epsilons) for _ in alphas]
+        diverged = [[False] * len(epsilons) for _ in alphas]
+        chance: float | None = None
+        for t in conn.execute(
+            select(Trial.i_alpha, Trial.j_eps, Trial.value, Trial.test_value, Trial.diverged)
+            .where(
+                Trial.study_id == study.id,
+                Trial.state.in_(VALUED_STATES),
+                Trial.source_trial_id.is_(None),
+            )
+        ).all():
+            error[t.i_alpha][t.j_eps] = t.value
+            test[t.i_alpha][t.j_eps] = t.test_value
+            diverged[t.i_alpha][t.j_eps] = t.diverged
+            if t.diverged:
+                chance = t.value if chance is None else max(chance, t.value)
+        missing = sum(v is None for r in error for v in r)
+        if missing:
+            raise Conflict(
+                f"the grid of study {study.id} ({study_spec.optimizer.name}) lacks {missing} "
+                f"of {len(alphas) * len(epsilons)} points ({study.state}); the report comes "
+                "once every grid is complete"
+            )
+        full_test = None if any(v is None for r in test for v in r) else test
+        tables.append(
+            GridTable(
+                task=spec.task.name, optimizer=study_spec.optimizer.name,
+                fidelity=spec.fidelity.model_dump(), alphas=alphas, epsilons=epsilons,
+                error=error, test_error=full_test, diverged=diverged, chance=chance,
+            )
+        )
+    return tables
+
+
+def stored_report(conn: Connection, experiment_id: int) -> tuple[dict[str, Any], datetime] | None:
+    """The report computed earlier, if any."""
+    row = _row(conn, experiment_id)
+    return None if row.report is None else (row.report, row.report_at)
+
+
+def store_report(
+    conn: Connection, experiment_id: int, report: dict[str, Any], now: datetime
+) -> None:
+    """Keep a computed report."""
+    conn.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id)
+        .values(report=report, report_at=now, state=StudyState.done)
+    )
+
+
+def delete_experiment(conn: Connection, experiment_id: int) -> None:
+    """Delete an experiment, its studies and their trials."""
+    _row(conn, experiment_id)
+    for study_id in conn.execute(
+        select(Study.id).where(Study.experiment_id == experiment_id)
+    ).scalars().all():
+        delete_study(conn, study_id, force=True)
+    conn.execute(delete(Experiment).where(Experiment.id == experiment_id))

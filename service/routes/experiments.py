@@ -1,0 +1,76 @@
+"""Experiments: one full grid study per optimizer, progress, and the separability report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+
+from service import reports
+from service.auth import require_token
+from service.db import Database
+from service.deps import get_db, get_settings
+from service.models import utcnow
+from service.repositories import experiments
+from service.routes.params import ExperimentId
+from service.schemas import ExperimentOut, ExperimentReport
+from service.settings import Settings
+from studies.specs import ExperimentSpec
+
+router = APIRouter(prefix="/api/experiments", tags=["experiments"])
+Db = Annotated[Database, Depends(get_db)]
+AUTH = [Depends(require_token)]
+
+
+@router.post("", status_code=201, dependencies=AUTH)
+def create_experiment(spec: ExperimentSpec, db: Db) -> ExperimentOut:
+    """Submit an experiment: a grid study per optimizer, all queued at once."""
+    with db.write() as conn:
+        experiment_id = experiments.create_experiment(conn, spec, utcnow())
+        return experiments.get_experiment(conn, experiment_id)
+
+
+@router.get("")
+def list_experiments(
+    db: Db, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[ExperimentOut]:
+    """Experiments, newest first."""
+    with db.read() as conn:
+        return experiments.list_experiments(conn, limit=limit)
+
+
+@router.get("/{experiment_id}")
+def get_experiment(experiment_id: ExperimentId, db: Db) -> ExperimentOut:
+    """An experiment and the progress of its grids."""
+    with db.read() as conn:
+        return experiments.get_experiment(conn, experiment_id)
+
+
+@router.get(
+    "/{experiment_id}/report",
+    responses={
+        202: {"description": "Being computed: ask again shortly."},
+        409: {"description": "The grids are not complete yet."},
+        503: {"description": "Computing the report failed; asking again retries."},
+    },
+)
+def get_report(
+    experiment_id: ExperimentId, db: Db, settings: Annotated[Settings, Depends(get_settings)]
+) -> ExperimentReport:
+    """The separability report, computed once the grids are complete, with the grid tables."""
+    found = reports.report(db, settings.data_dir, experiment_id)
+    if found is None:
+        return JSONResponse(  # type: ignore[return-value]
+            {"detail": "the report is being computed; ask again in a few seconds"},
+            status_code=202, headers={"Retry-After": "5"},
+        )
+    return found
+
+
+@router.delete("/{experiment_id}", status_code=204, dependencies=AUTH)
+def delete_experiment(experiment_id: ExperimentId, db: Db) -> Response:
+    """Delete an experiment with its studies and trials."""
+    with db.write() as conn:
+        experiments.delete_experiment(conn, experiment_id)
+    return Response(status_code=204)

@@ -1,0 +1,124 @@
+"""What the API returns: studies, trials, experiments, workers (pydantic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from studies.specs import ExperimentSpec, StudySpec
+
+
+class BestTrial(BaseModel):
+    """The lowest value a study has found, and where."""
+
+    trial_id: int
+    value: float
+    alpha: float
+    eps: float
+
+
+class StudyOut(BaseModel):
+    """A study, its progress and best value."""
+
+    id: int
+    name: str
+    state: str
+    task: str
+    optimizer: str
+    tuner: str
+    budget: int
+    trained: int = Field(description="Trials that needed a training (not copies of known points).")
+    finished: int = Field(description="Of those, how many are complete, diverged or failed.")
+    progress: float = Field(description="finished / budget, in [0, 1].")
+    counts: dict[str, int] = Field(description="Trials by state, copies included.")
+    best: BestTrial | None = None
+    stop_reason: str | None = None
+    experiment_id: int | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    spec: StudySpec
+
+
+class TrialOut(BaseModel):
+    """A trial: its point, state, lease and result."""
+
+    id: int
+    study_id: int
+    number: int
+    state: str
+    alpha: float
+    eps: float
+    i_alpha: int | None = None
+    j_eps: int | None = None
+    value: float | None = None
+    test_value: float | None = None
+    diverged: bool = False
+    attempts: int = 0
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    progress_done: int | None = None
+    progress_total: int | None = None
+    source_trial_id: int | None = Field(
+        default=None, description="Set when the tuner asked again for a known point."
+    )
+    seconds: float | None = None
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    curve: list[float] | None = None
+
+
+class TrialPage(BaseModel):
+    """Trials after a number, in order; pass `next_after` as `after` for the next page."""
+
+    trials: list[TrialOut]
+    next_after: int | None = None
+
+
+class ExperimentOut(BaseModel):
+    """An experiment: its grid studies and their progress."""
+
+    id: int
+    name: str
+    state: str
+    task: str
+    progress: float
+    studies: list[StudyOut]
+    report_ready: bool
+    created_at: datetime
+    spec: ExperimentSpec
+
+
+class ExperimentReport(BaseModel):
+    """The separability report of an experiment and its complete grids (grid-table format)."""
+
+    experiment_id: int
+    computed_at: datetime
+    metrics: dict[str, Any]
+    tables: list[dict[str, Any]]
+
+
+class WorkerOut(BaseModel):
+    """A worker, when it was last seen and what it did."""
+
+    id: str
+    name: str | None = None
+    host: str | None = None
+    device: str | None = None
+    first_seen: datetime
+    last_seen: datetime
+    leases: int
+    trials_leased: int
+    active: int = Field(description="Trials it holds under a live lease now.")
+    complete: int
+    failed: int
+
+
+class Health(BaseModel):
+    """Liveness and database reachability."""
+
+    status: str
+    database: str

@@ -1,0 +1,46 @@
+"""Server settings: environment variables ``AVATUNE_*``; CLI flags override them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///avatune.db"
+
+
+class Settings(BaseSettings):
+    """Everything the server reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="AVATUNE_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: a SQLite file (default, in the working directory) "
+        "or postgresql+psycopg://user@host/db.",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token required by mutating routes and workers."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    lease_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    max_lease_trials: int = Field(default=1024, ge=1, le=4096)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    idle_retry_seconds: float = Field(default=2.0, gt=0, le=600)
+    data_dir: Path = Field(default=Path(".avatune"), description="Report figures and files.")
+    pool_size: int = Field(default=20, ge=1, le=200, description="PostgreSQL connections.")
+
+    @property
+    def token_value(self) -> str | None:
+        """The token in clear, or None when auth is off."""
+        if self.token is None or not self.token.get_secret_value():
+            return None
+        return self.token.get_secret_value()
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often workers should heartbeat: a third of the lease."""
+        return self.lease_seconds / 3.0

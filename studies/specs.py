@@ -1,0 +1,315 @@
+"""What users submit: study and experiment specs (pydantic), shared by service and workers.
+
+Known task, optimizer and tuner names are constants here, so the server can validate a
+spec without importing torch or the workers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
+
+from studies.space import SearchSpace
+
+OPTIMIZERS: tuple[str, ...] = (
+    "sgd", "adam", "adamw", "amsgrad", "radam", "avagrad", "avagradw", "delayed_adam", "adabelief",
+)
+TASKS: tuple[str, ...] = ("mnist1d-mlp", "mnist1d-cnn", "charlm-lstm", "eq11", "cifar10-wrn")
+TUNERS: tuple[str, ...] = ("grid", "random", "tpe", "cmaes", "gld", "cgld")
+
+#: Trainings one study may ask for.
+MAX_BUDGET = 20_000
+#: Default budget of a non-grid tuner.
+DEFAULT_BUDGET = 50
+#: ε of these optimizers lives on another scale: their grid of ε is multiplied by this (§5.2).
+EPS_SHIFT: dict[str, float] = {"adabelief": 1e-8}
+
+
+def _known(kind: str, known: tuple[str, ...]) -> AfterValidator:
+    def check(name: str) -> str:
+        if name not in known:
+            raise ValueError(f"unknown {kind} {name!r}; choose one of: {', '.join(known)}")
+        return name
+
+    return AfterValidator(check)
+
+
+TaskName = Annotated[str, _known("task", TASKS)]
+OptimizerName = Annotated[str, _known("optimizer", OPTIMIZERS)]
+TunerName = Annotated[str, _known("tuner", TUNERS)]
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000); remove them")
+    return value
+
+
+def text(max_length: int, min_length: int = 0) -> Any:
+    """A string type of bounded length without NUL characters (databases refuse them)."""
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(_no_nul),
+    ]
+
+
+Name = text(200, min_length=1)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
+    return value
+
+
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+#: A JSON scalar option value (strings bounded, floats finite).
+ShortStr = text(200)
+Scalar = StrictBool | StrictInt | FiniteFloat | ShortStr | None
+OptionKey = text(64)
+Options = Annotated[dict[OptionKey, Scalar], Field(max_length=32)]
+
+
+def _by_name(value: Any) -> Any:
+    """Accept a bare name as shorthand for ``{"name": value}``."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class TaskRef(BaseModel):
+    """A proxy task and its options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: TaskName
+    config: Options = Field(default_factory=dict)
+
+    _shorthand = model_validator(mode="before")(_by_name)
+
+
+def _beta(value: float) -> float:
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise ValueError(f"betas must lie in [0, 1), got {value}")
+    return value
+
+
+Beta = Annotated[float, AfterValidator(_beta)]
+
+
+class OptimizerRef(BaseModel):
+    """An optimizer and its fixed settings (betas, weight decay, extra keyword options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: OptimizerName
+    betas: tuple[Beta, Beta] | None = None
+    weight_decay: Annotated[FiniteFloat, Field(ge=0.0)] | None = None
+    settings: Options = Field(default_factory=dict)
+
+    _shorthand = model_validator(mode="before")(_by_name)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> OptimizerRef:
+        for key in ("lr", "eps", "betas", "weight_decay"):
+            if key in self.settings:
+                raise ValueError(
+                    f"settings may not set {key!r}: α and ε are tuned, and betas and "
+                    "weight_decay have their own fields"
+                )
+        if self.name == "sgd" and self.betas is not None:
+            raise ValueError("sgd has no betas; remove them")
+        return self
+
+    def train_settings(self) -> dict[str, Any]:
+        """Keyword settings for the optimizer (no lr or eps)."""
+        out: dict[str, Any] = dict(self.settings)
+        if self.betas is not None:
+            out["betas"] = tuple(self.betas)
+        if self.weight_decay is not None:
+            out["weight_decay"] = self.weight_decay
+        return out
+
+
+class Fidelity(BaseModel):
+    """How much training one trial gets: steps, batch size, and seeds averaged per trial."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None, description="Training steps; the task's default when omitted."
+    )
+    batch_size: Annotated[int, Field(ge=1, le=65_536)] | None = None
+    seeds: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=1, description="Seeds trained per trial; the trial's value is their mean."
+    )
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = Field(default=0, description="First seed.")
+
+
+class TunerSpec(BaseModel):
+    """A tuner, its seed (random when omitted) and its options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: TunerName = "grid"
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    config: Options = Field(default_factory=dict)
+
+    _shorthand = model_validator(mode="before")(_by_name)
+
+
+class StudySpec(BaseModel):
+    """Tune (α, ε) of one optimizer on one task with one tuner, under a budget of trainings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["study"] = "study"
+    name: Name
+    task: TaskRef
+    optimizer: OptimizerRef
+    space: SearchSpace = Field(default_factory=lambda: SearchSpace(grid="paper"))
+    tuner: TunerSpec = Field(default_factory=TunerSpec)
+    budget: Annotated[int, Field(ge=1, le=MAX_BUDGET)] | None = Field(
+        default=None,
+        description="Most distinct trainings; the whole grid for the grid tuner, "
+        f"{DEFAULT_BUDGET} otherwise, when omitted.",
+    )
+    fidelity: Fidelity = Field(default_factory=Fidelity)
+
+    @model_validator(mode="after")
+    def _fits(self) -> StudySpec:
+        size = self.space.size
+        if self.tuner.name == "grid" and size is None:
+            raise ValueError(
+                "the grid tuner needs a grid space: give `grid` or `alphas` + `epsilons`"
+            )
+        if self.budget is None:
+            default = min(DEFAULT_BUDGET, size or DEFAULT_BUDGET)
+            self.budget = size if self.tuner.name == "grid" else default
+        if size is not None and self.budget > size:
+            raise ValueError(
+                f"budget {self.budget} exceeds the {size} points of the grid; lower the budget"
+            )
+        if self.budget > MAX_BUDGET:
+            raise ValueError(f"budget too large: {self.budget} (at most {MAX_BUDGET})")
+        return self
+
+
+Delta = Annotated[float, Field(gt=0, le=100)]
+
+
+class ReplaySettings(BaseModel):
+    """How an experiment's report replays the tuners on its complete grids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tuners: Annotated[list[TunerName], Field(min_length=1, max_length=len(TUNERS))] = Field(
+        default_factory=lambda: list(TUNERS)
+    )
+    seeds: Annotated[int, Field(ge=1, le=1000)] = 100
+    deltas: Annotated[list[Delta], Field(min_length=1, max_length=8)] = Field(
+        default_factory=lambda: [0.5, 1.0], description="Suboptimality targets, percentage points."
+    )
+
+
+class ExperimentSpec(BaseModel):
+    """The paper's question on one task: a full grid per optimizer, then the tuners replayed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["experiment"] = "experiment"
+    name: Name
+    task: TaskRef
+    optimizers: Annotated[list[OptimizerRef], Field(min_length=1, max_length=16)]
+    space: SearchSpace = Field(default_factory=lambda: SearchSpace(grid="paper"))
+    fidelity: Fidelity = Field(default_factory=Fidelity)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    eps_shift: bool = Field(
+        default=True, description="Scale the ε grid of AdaBelief by 1e-8 (its ε ≈ Adam's ε²)."
+    )
+
+    @model_validator(mode="after")
+    def _grid_and_unique(self) -> ExperimentSpec:
+        if not self.space.is_grid:
+            raise ValueError(
+                "an experiment needs a grid space: give `grid` or `alphas` + `epsilons`"
+            )
+        names = [o.name for o in self.optimizers]
+        if len(set(names)) != len(names):
+            raise ValueError("each optimizer may appear once in an experiment; remove duplicates")
+        total = (self.space.size or 0) * len(self.optimizers)
+        if total > MAX_BUDGET:
+            raise ValueError(
+                f"experiment too large: {total} trainings (at most {MAX_BUDGET}); "
+                "use a coarser grid or fewer optimizers"
+            )
+        return self
+
+    def study_specs(self) -> list[StudySpec]:
+        """One grid study per optimizer (AdaBelief's ε grid shifted when `eps_shift`)."""
+        alphas, epsilons = self.space.grid_axes()
+        specs = []
+        for optimizer in self.optimizers:
+            scale = EPS_SHIFT.get(optimizer.name, 1.0) if self.eps_shift else 1.0
+            space = (
+                self.space
+                if scale == 1.0
+                else SearchSpace(alphas=alphas, epsilons=[_shift(e, scale) for e in epsilons])
+            )
+            specs.append(
+                StudySpec(
+                    name=f"{self.name}/{optimizer.name}",
+                    task=self.task,
+                    optimizer=optimizer,
+                    space=space,
+                    tuner=TunerSpec(name="grid", seed=0),
+                    fidelity=self.fidelity,
+                )
+            )
+        return specs
+
+
+def _shift(eps: float, scale: float) -> float:
+    return float(f"{eps * scale:.12g}")
+
+
+Spec = StudySpec | ExperimentSpec
+
+
+def parse_spec(data: Any) -> Spec:
+    """A study or experiment spec from a parsed mapping (`kind`, else guessed from `optimizers`)."""
+    if not isinstance(data, dict):
+        raise ValueError("a spec must be a mapping (YAML object) with at least `name` and `task`")
+    kind = data.get("kind") or ("experiment" if "optimizers" in data else "study")
+    if kind == "experiment":
+        return ExperimentSpec.model_validate(data)
+    if kind == "study":
+        return StudySpec.model_validate(data)
+    raise ValueError(f"unknown spec kind {kind!r}; use 'study' or 'experiment'")
+
+
+def load_spec(path: str | Path) -> Spec:
+    """A study or experiment spec from a YAML (or JSON) file."""
+    return parse_spec(yaml.safe_load(Path(path).read_text()))
+
+
+SPECS_DIR = Path(__file__).with_name("specs")
+
+
+def builtin_spec(name: str) -> Spec:
+    """A spec shipped in `studies/specs/` by file stem (e.g. ``quick-mnist1d``)."""
+    path = SPECS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SPECS_DIR.glob("*.yaml")))
+        raise ValueError(f"no built-in spec {name!r}; choose one of: {known}")
+    return load_spec(path)

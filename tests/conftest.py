@@ -1,0 +1,70 @@
+"""Shared fixtures: a PostgreSQL server the suite starts itself, and migrated databases.
+
+`database_url` is parametrized over SQLite and PostgreSQL. Without PostgreSQL server
+binaries the PostgreSQL cases are skipped, except under `CI=true`, where they fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.service.postgres import PostgresServer, PostgresUnavailable
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A running PostgreSQL server (session-wide), with a migrated template database."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as error:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{error} (CI=true: PostgreSQL tests may not be skipped)")
+        pytest.skip(str(error))
+    try:
+        server.start()
+        from service.migrations import upgrade
+
+        upgrade(server.create_database("avatune_template"))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database file, copied for each test."""
+    from service.migrations import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of `backend`; returns its URL."""
+    if backend == "sqlite":
+        path = tmp_path / "avatune.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"t{os.getpid()}_{next(_counter)}", template="avatune_template")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite file or PostgreSQL database."""
+    return fresh_database(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty SQLite database."""
+    return fresh_database("sqlite", request, tmp_path)

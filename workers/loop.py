@@ -1,0 +1,445 @@
+"""The worker loop: lease → batched training with heartbeats → results, until stopped.
+
+Training runs on a thread while the loop heartbeats the lease (one heartbeat extends the
+whole lease). Results wait in an outbox until the server takes them: an unreachable
+server is retried with backoff, and nothing new is leased before the outbox is empty.
+A refused result (409: the lease expired and the trial went back to the queue) is
+dropped. On SIGTERM or SIGINT the loop releases its current lease (the trials go back to
+the queue without using an attempt), tries once more to deliver finished results, and
+returns; the caller then exits even if the training thread is still running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from studies.protocol import (
+    MAX_CURVE,
+    Heartbeat,
+    LeasedTrial,
+    LeaseRequest,
+    LeaseResponse,
+    TrialFailure,
+    TrialResult,
+)
+from workers.client import Rejected, ServiceClient, Stopped, Unauthorized
+
+ProgressFn = Callable[[int, int], None]
+#: How often the loop looks at the training thread and the stop flag, seconds.
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class Outcome:
+    """What training one leased trial produced (the value averaged over its seeds)."""
+
+    value: float
+    test_value: float | None = None
+    curve: list[float] = field(default_factory=list)
+    diverged: bool = False
+    seconds: float = 0.0
+
+
+#: Trains every trial of a lease; outcomes in the lease's trial order.
+Trainer = Callable[[LeaseResponse, ProgressFn], list[Outcome]]
+
+
+def _mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
+    length = min((len(c) for c in curves), default=0)
+    return [sum(c[k] for c in curves) / len(curves) for k in range(length)]
+
+
+def torch_trainer(device: str | None = None) -> Trainer:
+    """The real trainer (workers.trainer): one batched `train` call per optimizer setting."""
+
+    def train_lease(lease: LeaseResponse, progress: ProgressFn) -> list[Outcome]:
+        from workers.trainer import TrialConfig, train
+
+        assert lease.task is not None and lease.fidelity is not None
+        fidelity = lease.fidelity
+        seeds = [fidelity.seed + s for s in range(fidelity.seeds)]
+        groups: dict[str, list[int]] = {}
+        for index, trial in enumerate(lease.trials):
+            groups.setdefault(trial.optimizer.model_dump_json(), []).append(index)
+        outcomes: list[Outcome | None] = [None] * len(lease.trials)
+        finished_steps = 0
+        for members in groups.values():
+            ref = lease.trials[members[0]].optimizer
+            configs = [
+                TrialConfig(lr=lease.trials[i].alpha, eps=lease.trials[i].eps, seed=s)
+                for i in members
+                for s in seeds
+            ]
+            last_total = [0]
+
+            def report(
+                done: int, total: int, base: int = finished_steps, seen: list[int] = last_total
+            ) -> None:
+                seen[0] = total
+                progress(base + done, base + total)
+
+            results = train(
+                lease.task.name, ref.name, configs, steps=fidelity.steps,
+                batch_size=fidelity.batch_size, device=device,
+                optimizer_settings=ref.train_settings(), progress=report,
+            )
+            finished_steps += last_total[0]
+            for k, index in enumerate(members):
+                runs = results[k * len(seeds) : (k + 1) * len(seeds)]
+                tests = [r.test_metric for r in runs]
+                outcomes[index] = Outcome(
+                    value=sum(r.objective for r in runs) / len(runs),
+                    test_value=sum(tests) / len(tests),
+                    curve=_mean_curve([r.curve for r in runs]),
+                    diverged=any(r.diverged for r in runs),
+                    seconds=max(r.seconds for r in runs),
+                )
+        return [o for o in outcomes if o is not None]
+
+    return train_lease
+
+
+def default_worker_id() -> str:
+    """hostname-pid-random: unique per worker process."""
+    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+    return f"{host[:60] or 'worker'}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Display:
+    """A rich progress bar per lease and a line per event."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True, log_path=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), TextColumn("{task.fields[status]}"), console=self.console,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> Display:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def log(self, message: str) -> None:
+        """A line above the bars."""
+        self.progress.console.log(message)
+
+    def lease(self, lease: LeaseResponse) -> None:
+        """A new bar for a lease."""
+        if self._task is not None:
+            self.progress.remove_task(self._task)
+        names = sorted({t.optimizer.name for t in lease.trials})
+        task = lease.task.name if lease.task else "?"
+        self._task = self.progress.add_task(
+            f"{len(lease.trials)} trials · {task} · {', '.join(names)}", total=None, status=""
+        )
+
+    def update(self, done: int, total: int) -> None:
+        """Move the current bar (training steps done of total)."""
+        if self._task is not None:
+            self.progress.update(self._task, completed=done, total=total or None)
+
+    def status(self, text: str) -> None:
+        """The text after the current bar."""
+        if self._task is not None:
+            self.progress.update(self._task, status=text)
+
+
+class _Quiet:
+    def log(self, message: str) -> None:
+        pass
+
+    def lease(self, lease: LeaseResponse) -> None:
+        pass
+
+    def update(self, done: int, total: int) -> None:
+        pass
+
+    def status(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did."""
+
+    leases: int = 0
+    delivered: int = 0
+    refused: int = 0
+    released: int = 0
+    failed: int = 0
+
+
+class WorkerLoop:
+    """Lease, train, report — until stopped, or once with `once`."""
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        trainer: Trainer,
+        *,
+        worker_id: str | None = None,
+        max_batch: int = 64,
+        once: bool = False,
+        device: str | None = None,
+        display: Display | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.client = client
+        self.trainer = trainer
+        self.worker_id = worker_id or default_worker_id()
+        self.max_batch = max_batch
+        self.once = once
+        self.device = device
+        self.display: Display | _Quiet = display or _Quiet()
+        self.stop = stop or client.stop
+        client.stop = self.stop
+        self.outbox: list[tuple[int, TrialResult]] = []
+        self.stats = WorkerStats()
+        self.training: threading.Thread | None = None
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the loop (call from the main thread)."""
+
+        def handle(signum: int, _frame: Any) -> None:
+            self.display.log(f"signal {signum}: releasing the current lease and stopping")
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self) -> WorkerStats:
+        """The loop; returns when stopped, or after one lease with `once`."""
+        request = LeaseRequest(
+            worker_id=self.worker_id, max_trials=self.max_batch, host=socket.gethostname()[:200],
+            device=self.device,
+        )
+        try:
+            while not self.stop.is_set():
+                self._deliver(retry=True)
+                lease = self.client.lease(request)
+                if not lease.trials:
+                    if self.once:
+                        self.display.log("no trial to run")
+                        break
+                    self.stop.wait(lease.retry_after)
+                    continue
+                self.stats.leases += 1
+                self._run_lease(lease)
+                self._deliver(retry=not self.stop.is_set())
+                if self.once:
+                    break
+        except Stopped:
+            pass
+        if self.outbox:
+            self._deliver(retry=False)
+        return self.stats
+
+    def _run_lease(self, lease: LeaseResponse) -> None:
+        assert lease.token is not None
+        self.display.lease(lease)
+        box: dict[str, Any] = {}
+        steps = [0, 0]
+
+        def progress(done: int, total: int) -> None:
+            steps[0], steps[1] = done, total
+            self.display.update(done, total)
+
+        def work() -> None:
+            try:
+                box["outcomes"] = self.trainer(lease, progress)
+            except Exception as error:
+                box["error"] = error
+                box["trace"] = traceback.format_exc()
+
+        self.training = threading.Thread(target=work, name="avatune-train", daemon=True)
+        self.training.start()
+        lost = False
+        next_beat = time.monotonic() + lease.heartbeat_seconds
+        while True:
+            self.training.join(timeout=max(0.0, min(POLL_SECONDS, next_beat - time.monotonic())))
+            if not self.training.is_alive():
+                break
+            if self.stop.is_set():
+                self._release(lease)
+                return
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + lease.heartbeat_seconds
+                if not lost:
+                    lost = not self._heartbeat(lease, steps)
+        if "error" in box:
+            self._fail(lease, f"{type(box['error']).__name__}: {box['error']}\n{box['trace']}")
+            return
+        outcomes: list[Outcome] = box["outcomes"]
+        if len(outcomes) != len(lease.trials):
+            self._fail(lease, f"trainer returned {len(outcomes)} outcomes for "
+                              f"{len(lease.trials)} trials")
+            return
+        for trial, outcome in zip(lease.trials, outcomes, strict=True):
+            try:
+                self.outbox.append((trial.trial_id, _result(lease.token, outcome)))
+            except ValidationError as error:
+                self._fail(lease, f"the trainer's result is invalid: {error}", [trial])
+        self.display.update(steps[1], steps[1])
+        self.display.status("reporting")
+
+    def _heartbeat(self, lease: LeaseResponse, steps: list[int]) -> bool:
+        """Extend the lease; False once the server says it is lost."""
+        assert lease.token is not None
+        beat = Heartbeat(token=lease.token, done=steps[0], total=steps[1])
+        try:
+            ack = self.client.heartbeat(lease.trials[0].trial_id, beat)
+        except ConnectionError as error:
+            self.display.log(f"heartbeat failed ({error}); still training")
+            return True
+        if ack is None:
+            self.display.log("the lease was lost (expired): results of this lease will be refused")
+            return False
+        return True
+
+    def _release(self, lease: LeaseResponse) -> None:
+        assert lease.token is not None
+        for trial in lease.trials:
+            body = TrialFailure(token=lease.token, error="worker stopped", release=True)
+            try:
+                if self.client.failure(trial.trial_id, body, retry=False):
+                    self.stats.released += 1
+            except (ConnectionError, Stopped):
+                break  # the lease expires on the server instead
+
+    def _fail(
+        self, lease: LeaseResponse, error: str, trials: Sequence[LeasedTrial] | None = None
+    ) -> None:
+        assert lease.token is not None
+        self.display.log(f"training failed: {error.splitlines()[0][:300]}")
+        for trial in lease.trials if trials is None else trials:
+            body = TrialFailure(token=lease.token, error=error[-10_000:])
+            try:
+                self.client.failure(trial.trial_id, body, retry=not self.stop.is_set())
+                self.stats.failed += 1
+            except (ConnectionError, Stopped):
+                break
+
+    def _deliver(self, *, retry: bool) -> None:
+        """Send every finished result (retrying while unreachable when `retry`)."""
+        while self.outbox:
+            trial_id, result = self.outbox[0]
+            try:
+                taken = self.client.result(trial_id, result, retry=retry)
+            except ConnectionError:
+                return
+            except Rejected as error:  # the server found the result invalid: report why
+                self.display.log(f"result of trial {trial_id} refused: {error}")
+                failure = TrialFailure(token=result.token, error=f"result refused: {error}")
+                with contextlib.suppress(ConnectionError, Rejected):
+                    self.client.failure(trial_id, failure, retry=False)
+                taken = False
+            self.outbox.pop(0)
+            if taken:
+                self.stats.delivered += 1
+            else:
+                self.stats.refused += 1
+        stats = self.stats
+        self.display.status(f"delivered {stats.delivered}, refused {stats.refused}")
+
+
+def _result(token: str, outcome: Outcome) -> TrialResult:
+    """The wire result (non-finite curve points dropped; ValidationError on a bad value)."""
+    test = outcome.test_value
+    return TrialResult(
+        token=token, value=outcome.value,
+        test_value=test if test is not None and math.isfinite(test) else None,
+        curve=[v for v in outcome.curve if math.isfinite(v)][:MAX_CURVE],
+        diverged=outcome.diverged, seconds=max(0.0, outcome.seconds),
+    )
+
+
+
+def load_trainer(spec: str) -> Trainer:
+    """A trainer named ``module:attribute`` (tests and custom training code)."""
+    import importlib
+
+    module, _, attribute = spec.partition(":")
+    if not module or not attribute:
+        raise ValueError(f"--train-function needs MODULE:ATTRIBUTE, got {spec!r}")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def describe_device(device: str | None) -> str:
+    """e.g. 'cuda:0 NVIDIA H100' or 'cpu' (ValueError on an unusable device)."""
+    import torch
+
+    from workers.device import resolve_device
+
+    where = resolve_device(device)
+    if where.type == "cuda":
+        return f"{where} {torch.cuda.get_device_name(where)}"[:200]
+    return str(where)
+
+
+def run_worker(
+    server: str,
+    token: str | None,
+    *,
+    device: str | None,
+    max_batch: int,
+    once: bool,
+    quiet: bool = False,
+    train_function: str | None = None,
+) -> WorkerStats:
+    """`avatune worker`: build the client and loop, handle signals, run until stopped."""
+    if train_function:
+        trainer, described = load_trainer(train_function), device or "custom"
+    else:
+        described = describe_device(device)
+        trainer = torch_trainer(device)
+    display = None if quiet else Display()
+
+    def retrying(reason: str, delay: float) -> None:
+        if display is not None:
+            display.log(f"server unreachable ({reason}); retrying in {delay:.1f} s")
+
+    client = ServiceClient(server, token, on_retry=retrying)
+    loop = WorkerLoop(
+        client, trainer, max_batch=max_batch, once=once, device=described, display=display
+    )
+    loop.install_signal_handlers()
+    try:
+        if display is not None:
+            with display:
+                display.log(f"worker {loop.worker_id} on {described} → {server}")
+                stats = loop.run()
+        else:
+            stats = loop.run()
+    except Unauthorized as error:
+        print(f"the server refused this worker's token: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        client.close()
+    summary = (
+        f"worker {loop.worker_id}: {stats.leases} leases, {stats.delivered} results delivered, "
+        f"{stats.refused} refused, {stats.released} released, {stats.failed} failed"
+    )
+    print(summary, file=sys.stderr, flush=True)
+    if loop.training is not None and loop.training.is_alive():
+        os._exit(0)  # an abandoned training thread would only delay the exit
+    return stats
