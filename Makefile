@@ -22,9 +22,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 install: $(STAMP)
 
 demo: install
-	$(BIN)/avatune optim eq11 --steps 20000 --seeds 16
-	@echo "Optimizer step benchmark (ResNet-18 shapes, CPU; takes about two minutes):"
-	$(BIN)/python benchmarks/optim_step.py
+	$(BIN)/avatune demo $(DEMO_ARGS)
 
 test: install
 	$(BIN)/ruff check .

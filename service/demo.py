@@ -1,0 +1,157 @@
+"""`avatune demo`: the paper's Adam-vs-AvaGrad experiment on this machine, end to end.
+
+It starts the server on a SQLite file and local workers as child processes, submits the
+experiment spec (or finds the one a previous run submitted, so a rerun resumes), shows the
+grids' progress, stops the workers when the grids are complete, waits for the report and
+prints it with the dashboard's URL; then serves the dashboard until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from service.demo_summary import summary
+from service.local_fleet import LocalFleet, default_devices
+from studies.specs import ExperimentSpec, builtin_spec
+
+console = Console()
+POLL_SECONDS = 1.0
+#: Short leases: a worker killed without releasing its trials delays a rerun this long.
+LEASE_SECONDS = 30.0
+
+
+def find_or_submit(client: httpx.Client, spec: ExperimentSpec) -> tuple[dict[str, Any], bool]:
+    """The experiment a previous run submitted with this very spec, else a new one."""
+    for experiment in client.get("/api/experiments", params={"limit": 1000}).json():
+        same = ExperimentSpec.model_validate(experiment["spec"]) == spec
+        if same and experiment["state"] in ("running", "done"):
+            return experiment, True
+    response = client.post("/api/experiments", content=spec.model_dump_json(),
+                           headers={"Content-Type": "application/json"})
+    response.raise_for_status()
+    return response.json(), False
+
+
+def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalFleet) -> None:
+    """Progress bars, one per grid study, until every grid is finished."""
+    columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        bars = {
+            s["id"]: progress.add_task(f"{s['optimizer']} grid", total=s["budget"],
+                                       completed=s["finished"])
+            for s in experiment["studies"]
+        }
+        while True:
+            experiment = client.get(f"/api/experiments/{experiment['id']}").json()
+            for study in experiment["studies"]:
+                progress.update(bars[study["id"]], completed=study["finished"])
+            if all(s["state"] != "running" for s in experiment["studies"]):
+                return
+            if fleet.workers and not fleet.workers_alive():
+                raise RuntimeError(f"every worker exited; see {fleet.log_dir}/worker-*.log")
+            time.sleep(POLL_SECONDS)
+
+
+def wait_for_report(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
+    """Ask for the report until the server has replayed the tuners and stored it."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        progress.add_task("replaying every tuner on the grids (Figure 2)…")
+        while True:
+            response = client.get(f"/api/experiments/{experiment_id}/report")
+            if response.status_code == 200:
+                return response.json()
+            if response.status_code not in (202, 503):
+                raise RuntimeError(f"the report failed: {response.status_code} {response.text}")
+            time.sleep(POLL_SECONDS)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(*, quick: bool, exit_when_done: bool, workers: int | None, host: str, port: int,
+             data_dir: Path) -> None:
+    """Everything `avatune demo` does; every child process is stopped on the way out."""
+    spec = builtin_spec("quick-mnist1d" if quick else "paper-mnist1d")
+    assert isinstance(spec, ExperimentSpec)
+    data_dir = data_dir.resolve()
+    database_url = f"sqlite:///{data_dir / 'avatune.db'}"
+    env = {"AVATUNE_DATA_DIR": str(data_dir), "AVATUNE_LEASE_SECONDS": str(LEASE_SECONDS)}
+    devices = default_devices()
+    if workers is not None:
+        devices = (devices * workers)[:workers] if devices[0] != "cpu" else ["cpu"] * workers
+    fleet = LocalFleet(data_dir / "logs")
+    started = time.monotonic()
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        url = fleet.start_server(database_url, host, port, env)
+        console.print(f"server on {url} (database {data_dir / 'avatune.db'})")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            experiment, resumed = find_or_submit(client, spec)
+            grids = " and ".join(s["optimizer"] for s in experiment["studies"])
+            console.print(
+                f"{'resuming' if resumed else 'submitted'} experiment {experiment['id']} "
+                f"({spec.name}: {grids} on {spec.task.name})"
+            )
+            if experiment["state"] == "running":
+                fleet.start_workers(url, devices, env)
+                kinds = ", ".join(sorted(set(devices)))
+                console.print(f"{len(devices)} local worker(s) on {kinds}")
+                follow_grids(client, experiment, fleet)
+                fleet.stop_workers()
+            report = wait_for_report(client, experiment["id"])
+        console.print(summary(report["metrics"]))
+        console.print(f"finished in {time.monotonic() - started:.0f} s")
+        console.print(f"report and figures: {data_dir / 'reports' / str(experiment['id'])}")
+        console.print(f"dashboard: [bold]{url}/experiments/{experiment['id']}[/]")
+        if exit_when_done:
+            return
+        console.print("serving the dashboard; press Ctrl-C to stop")
+        assert fleet.server is not None
+        fleet.server.wait()
+    except KeyboardInterrupt:
+        console.print("\nstopping; run `avatune demo` again to resume where this left off")
+    finally:
+        fleet.stop()
+
+
+def demo(
+    quick: bool = typer.Option(False, help="The quick spec (coarse 11×11 grids, 200 steps)."),
+    exit_when_done: bool = typer.Option(
+        False, "--exit", help="Stop once the report is printed instead of serving the dashboard."
+    ),
+    workers: int = typer.Option(
+        None, min=1, max=64, help="Local workers (default: one per GPU, or one per two cores)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address for the server and dashboard."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port for the server and dashboard."),
+    data_dir: Path = typer.Option(
+        Path(".avatune/demo"), "--data-dir", help="Database, logs and report figures."
+    ),
+) -> None:
+    """Run the paper's Adam-vs-AvaGrad experiment locally and print the separability report."""
+    try:
+        run_demo(quick=quick, exit_when_done=exit_when_done, workers=workers, host=host,
+                 port=port, data_dir=data_dir)
+    except (RuntimeError, httpx.HTTPError) as error:
+        console.print(f"[red]demo failed[/]: {error}")
+        raise typer.Exit(1) from None
