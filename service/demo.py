@@ -29,9 +29,12 @@ from rich.progress import (
 from service.demo_summary import summary
 from service.local_fleet import LocalFleet, default_devices
 from studies.specs import ExperimentSpec, builtin_spec
+from studies.table import GridTable
 
 console = Console()
 POLL_SECONDS = 1.0
+#: Without a terminal, a progress line this often instead of live bars.
+LOG_SECONDS = 15.0
 #: Short leases: a worker killed without releasing its trials delays a rerun this long.
 LEASE_SECONDS = 30.0
 
@@ -58,10 +61,15 @@ def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalF
                                        completed=s["finished"])
             for s in experiment["studies"]
         }
+        last_line = time.monotonic()
         while True:
             experiment = client.get(f"/api/experiments/{experiment['id']}").json()
             for study in experiment["studies"]:
                 progress.update(bars[study["id"]], completed=study["finished"])
+            if not console.is_terminal and time.monotonic() - last_line >= LOG_SECONDS:
+                last_line = time.monotonic()  # logs and CI get a line instead of live bars
+                console.print(", ".join(f"{s['optimizer']} {s['finished']}/{s['budget']}"
+                                        for s in experiment["studies"]))
             if all(s["state"] != "running" for s in experiment["studies"]):
                 return
             if fleet.workers and not fleet.workers_alive():
@@ -81,6 +89,17 @@ def wait_for_report(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
             if response.status_code not in (202, 503):
                 raise RuntimeError(f"the report failed: {response.status_code} {response.text}")
             time.sleep(POLL_SECONDS)
+
+
+def save_tables(tables: list[dict[str, Any]], folder: Path) -> list[str]:
+    """Write the grids as `avatune grid` tables, for `avatune replay` and `avatune report`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for data in tables:
+        table = GridTable.model_validate(data)
+        names.append(f"{table.optimizer}.json")
+        table.save(folder / names[-1])
+    return names
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -119,9 +138,11 @@ def run_demo(*, quick: bool, exit_when_done: bool, workers: int | None, host: st
                 follow_grids(client, experiment, fleet)
                 fleet.stop_workers()
             report = wait_for_report(client, experiment["id"])
+        report_dir = data_dir / "reports" / str(experiment["id"])
+        names = save_tables(report["tables"], report_dir / "tables")
         console.print(summary(report["metrics"]))
         console.print(f"finished in {time.monotonic() - started:.0f} s")
-        console.print(f"report and figures: {data_dir / 'reports' / str(experiment['id'])}")
+        console.print(f"report, figures and grid tables ({', '.join(names)}): {report_dir}")
         console.print(f"dashboard: [bold]{url}/experiments/{experiment['id']}[/]")
         if exit_when_done:
             return

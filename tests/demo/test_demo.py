@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -87,6 +88,9 @@ def test_ctrl_c_stops_every_process_and_the_rerun_resumes(tmp_path: Path) -> Non
     finally:
         if demo.poll() is None:
             demo.kill()
+            for pid in _children_of(tmp_path):  # its orphans, so no failure leaks processes
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     assert demo.returncode == 0, out
     assert "run `avatune demo` again to resume" in out
     assert not _children_of(tmp_path), "Ctrl-C left processes running"
