@@ -68,3 +68,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty SQLite database."""
     return fresh_database("sqlite", request, tmp_path)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty PostgreSQL database."""
+    return fresh_database("postgresql", request, tmp_path)
