@@ -40,6 +40,14 @@ def value_label(value: float) -> str:
     return f"{mantissa}e{power}"
 
 
+def panel_title(text: str, xaxis: str) -> dict[str, Any]:
+    """A plotly annotation centred above the subplot whose x axis is `xaxis` (e.g. "x2")."""
+    return {
+        "text": text, "xref": f"{xaxis} domain", "yref": "paper", "x": 0.5, "y": 1.0,
+        "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+    }
+
+
 def heatmap(table: GridTable, name: str | None = None) -> Figure:
     """Figure 1 for one table."""
     return heatmaps([table], [name] if name else None)
@@ -78,18 +86,7 @@ def heatmaps(tables: Sequence[GridTable], names: Sequence[str] | None = None) ->
             "type": "category",
         }
         layout[f"yaxis{suffix}"] = {"anchor": xa, "title": {"text": "α"}, "type": "category"}
-        layout["annotations"].append(
-            {
-                "text": name,
-                "xref": f"{xa} domain",
-                "yref": "paper",
-                "x": 0.5,
-                "y": 1.0,
-                "xanchor": "center",
-                "yanchor": "bottom",
-                "showarrow": False,
-            }
-        )
+        layout["annotations"].append(panel_title(name, xa))
         data.append(
             {
                 "type": "heatmap",

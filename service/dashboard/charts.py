@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.dashboard.landscape import Landscape
-from studies.figures import COLORS, value_label
+from studies.figures import COLORS, panel_title, value_label
 
 Figure = dict[str, Any]
 Grid = list[list[float | None]]
@@ -83,18 +83,7 @@ def landscape_figure(panels: Sequence[tuple[str, Landscape, Grid]], title: str) 
             **_ticks(landscape.alphas),
         }
         if len(panels) > 1:
-            layout["annotations"].append(
-                {
-                    "text": name,
-                    "xref": f"{xa} domain",
-                    "yref": "paper",
-                    "x": 0.5,
-                    "y": 1.0,
-                    "xanchor": "center",
-                    "yanchor": "bottom",
-                    "showarrow": False,
-                }
-            )
+            layout["annotations"].append(panel_title(name, xa))
         data.append(
             {
                 "type": "heatmap",
