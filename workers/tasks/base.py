@@ -126,6 +126,18 @@ def epoch_indices(examples: int, steps: int, batch_size: int, seed: int) -> Tens
     return order[:needed].view(steps, batch_size)
 
 
+def stacked_leaves(
+    init: list[Tensor], configs: int, device: torch.device, dtype: torch.dtype
+) -> list[Tensor]:
+    """`configs` copies of each initial tensor, stacked on a leading config dimension, as
+    leaves that autograd differentiates."""
+    return [
+        p.to(device=device, dtype=dtype).unsqueeze(0).repeat(configs, *[1] * p.dim())
+        .requires_grad_()
+        for p in init
+    ]
+
+
 def uniform_init(shape: tuple[int, ...], fan_in: int, generator: torch.Generator) -> Tensor:
     """U(−1/√fan_in, 1/√fan_in) in float64: torch's default for Linear/Conv weights and biases."""
     bound = 1.0 / fan_in**0.5

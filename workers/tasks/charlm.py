@@ -16,7 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from workers.tasks.base import AutogradModel, Task, data_generator, init_generator, uniform_init
+from workers.tasks.base import (
+    AutogradModel,
+    Task,
+    data_generator,
+    init_generator,
+    stacked_leaves,
+    uniform_init,
+)
 
 UNKNOWN = "\x00"  # stands for every non-ASCII character
 
@@ -76,13 +83,7 @@ class CharLSTMModel(AutogradModel):
             )
             for split in ("val", "test")
         }
-        self.params = [
-            p.to(device=device, dtype=dtype)
-            .unsqueeze(0)
-            .repeat(configs, *[1] * p.dim())
-            .requires_grad_()
-            for p in init
-        ]
+        self.params = stacked_leaves(init, configs, device, dtype)
 
     @property
     def parameters(self) -> list[Tensor]:

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from workers.tasks.base import AutogradModel, Task, epoch_indices, init_generator, uniform_init
+from workers.tasks.base import AutogradModel, init_generator, stacked_leaves, uniform_init
 from workers.tasks.mlp import errors_percent
-from workers.tasks.mnist1d_data import Splits, mnist1d_on, mnist1d_splits
+from workers.tasks.mnist1d_data import Splits, mnist1d_on
+from workers.tasks.mnist1d_task import Mnist1DTask
 
 CHANNELS = 25
 #: (in channels, kernel, stride, padding) of each convolution: as the MNIST-1D ConvBase.
@@ -57,13 +58,7 @@ class CNNModel(AutogradModel):
     ):
         super().__init__(configs)
         self.data = data
-        self.params = [
-            p.to(device=device, dtype=dtype)
-            .unsqueeze(0)
-            .repeat(configs, *[1] * p.dim())
-            .requires_grad_()
-            for p in init
-        ]
+        self.params = stacked_leaves(init, configs, device, dtype)
 
     @property
     def parameters(self) -> list[Tensor]:
@@ -105,28 +100,14 @@ class CNNModel(AutogradModel):
         )
 
 
-class MnistCNN(Task):
+class MnistCNN(Mnist1DTask):
     """MNIST-1D, 1-D CNN (3 conv layers of 25 channels + linear); objective: validation error %."""
 
     name = "mnist1d-cnn"
     description = "MNIST-1D, CNN: 3 conv layers of 25 channels (ReLU) + linear; validation error %"
-    default_steps = 1000
-    default_batch_size = 100
-    chance = 90.0
-    objective_name = "validation error %"
-    test_metric_name = "test error %"
-
-    def prepare(self, device: torch.device, dtype: torch.dtype) -> None:
-        """Load the data once before jobs start."""
-        mnist1d_on(device, dtype)
 
     def build(
         self, seed: int, configs: int, *, device: torch.device, dtype: torch.dtype
     ) -> CNNModel:
         """C copies of the model initialised from `seed`."""
         return CNNModel(mnist1d_on(device, dtype), cnn_init(seed), configs, device, dtype)
-
-    def batch_keys(self, seed: int, steps: int, batch_size: int, device: torch.device) -> Tensor:
-        """What each step trains on, drawn from `seed`."""
-        examples = mnist1d_splits().x_train.shape[0]
-        return epoch_indices(examples, steps, batch_size, seed).to(device)

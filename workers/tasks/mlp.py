@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from workers.tasks.base import BatchedModel, Task, epoch_indices, init_generator, uniform_init
-from workers.tasks.mnist1d_data import Splits, mnist1d_on, mnist1d_splits
+from workers.tasks.base import BatchedModel, init_generator, uniform_init
+from workers.tasks.mnist1d_data import Splits, mnist1d_on
+from workers.tasks.mnist1d_task import Mnist1DTask
 
 #: (out, in) of each Linear layer.
 LAYERS = ((100, 40), (100, 100), (10, 100))
@@ -106,28 +107,14 @@ class MLPModel(BatchedModel):
         )
 
 
-class MnistMLP(Task):
+class MnistMLP(Mnist1DTask):
     """MNIST-1D, MLP 40-100-100-10 (ReLU); objective: validation error %."""
 
     name = "mnist1d-mlp"
     description = "MNIST-1D (3500/500/1000), MLP 40-100-100-10 ReLU; validation error %"
-    default_steps = 1000
-    default_batch_size = 100
-    chance = 90.0
-    objective_name = "validation error %"
-    test_metric_name = "test error %"
-
-    def prepare(self, device: torch.device, dtype: torch.dtype) -> None:
-        """Load the data once before jobs start."""
-        mnist1d_on(device, dtype)
 
     def build(
         self, seed: int, configs: int, *, device: torch.device, dtype: torch.dtype
     ) -> MLPModel:
         """C copies of the model initialised from `seed`."""
         return MLPModel(mnist1d_on(device, dtype), mlp_init(seed), configs, device, dtype)
-
-    def batch_keys(self, seed: int, steps: int, batch_size: int, device: torch.device) -> Tensor:
-        """What each step trains on, drawn from `seed`."""
-        examples = mnist1d_splits().x_train.shape[0]
-        return epoch_indices(examples, steps, batch_size, seed).to(device)
