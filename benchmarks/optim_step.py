@@ -3,6 +3,8 @@
 Prints one JSON line. Every optimizer steps the same parameters and gradients; steps
 are interleaved round-robin so background load affects all of them alike, and the
 median per optimizer is reported. Targets: ratio_vs_adam_fused ≤ 1.2, speedup_vs_kozistr ≥ 5.
+`avagrad_fast` is ``AvaGrad(fused=True)``: on CPU the one-pass C loop (optim/avagrad_cpu.c),
+`adabelief_fast` the torch.compile'd rule.
 """
 
 from __future__ import annotations

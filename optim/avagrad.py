@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from optim import _foreach as F
+from optim import avagrad_cpu
 from optim.base import RuleOptimizer
 
 Variant = Literal["official", "paper"]
@@ -41,7 +42,13 @@ def avagrad(
     ``normalise=False`` fixes γ = 1 (Delayed Adam); ``decoupled`` applies AvaGradW's decay.
     """
     moving = not first_step
-    inverse_squares = F.fusable(_avagrad_elementwise, fused)(
+    lists = (params, grads, exp_avgs, exp_avg_sqs)
+    body = (
+        avagrad_cpu.avagrad_step
+        if fused and avagrad_cpu.supports(*lists)
+        else F.fusable(_avagrad_elementwise, fused)
+    )
+    inverse_squares = body(
         params,
         grads,
         exp_avgs,

@@ -24,9 +24,10 @@ HYPERPARAMETERS = ("lr", "eps", "weight_decay")
 class RuleOptimizer(Optimizer):
     """Base class: subclasses name their state buffers and implement `_update`.
 
-    ``fused=True`` runs the rule through ``torch.compile``. Every value that changes from
-    step to step (step count, scheduled learning rate) is passed as a tensor, so the step
-    compiles once and is reused.
+    ``fused=True`` runs the rule through ``torch.compile`` (official AvaGrad on CPU runs a
+    hand-written one-pass C loop instead, see `optim.avagrad_cpu`). Every value that changes
+    from step to step (step count, scheduled learning rate) is passed as a tensor, so the
+    step compiles once and is reused.
     """
 
     state_keys: ClassVar[tuple[str, ...]] = ()
