@@ -26,6 +26,11 @@ def per_config(value: HParam, like: list[Tensor]) -> HParam | list[Tensor]:
     return [value.view(-1, *([1] * (t.dim() - 1))) for t in like]
 
 
+def per_config_values(value: HParam, configs: int) -> list[float]:
+    """A hyperparameter as one Python float per config."""
+    return torch.as_tensor(value, dtype=torch.float64).reshape(-1).expand(configs).tolist()
+
+
 def _operand(value: Operand, like: list[Tensor]) -> Any:
     return value if isinstance(value, list) else per_config(value, like)
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optim import native
 from optim._foreach import HParam
 from optim.adabelief import AdaBelief
 from optim.adam import StackedAdam
@@ -29,6 +30,9 @@ class OptimizerInfo:
     default_eps: float
     plain: Callable[..., Any]
     stacked: Callable[..., Any] | None = None
+    #: What ``fused=True`` runs on CPU when it is a one-pass kernel (not torch.compile):
+    #: "torch" (torch's fused kernel) or a C source built by `optim.native`.
+    cpu_kernel: str | None = None
 
 
 def _torch(cls: type, **fixed: Any) -> Callable[..., Any]:
@@ -94,6 +98,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             1e-8,
             _torch(torch.optim.Adam),
             _ours(StackedAdam),
+            cpu_kernel="torch",
         ),
         OptimizerInfo(
             "adamw",
@@ -103,6 +108,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             1e-8,
             _torch(torch.optim.AdamW, weight_decay=0.0),
             _ours(StackedAdam, decoupled=True),
+            cpu_kernel="torch",
         ),
         OptimizerInfo(
             "amsgrad",
@@ -112,6 +118,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             1e-8,
             _torch(torch.optim.Adam, amsgrad=True),
             _ours(StackedAdam, amsgrad=True),
+            cpu_kernel="torch",
         ),
         OptimizerInfo(
             "radam",
@@ -123,7 +130,14 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             _fallback(torch.optim.RAdam),
         ),
         OptimizerInfo(
-            "avagrad", "AvaGrad, official code", True, 0.1, 0.1, _ours(AvaGrad), _ours(AvaGrad)
+            "avagrad",
+            "AvaGrad, official code",
+            True,
+            0.1,
+            0.1,
+            _ours(AvaGrad),
+            _ours(AvaGrad),
+            cpu_kernel="avagrad_cpu.c",
         ),
         OptimizerInfo(
             "avagradw",
@@ -133,6 +147,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             0.1,
             _ours(AvaGradW),
             _ours(AvaGradW),
+            cpu_kernel="avagrad_cpu.c",
         ),
         OptimizerInfo(
             "delayed_adam",
@@ -142,6 +157,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             1e-8,
             _ours(DelayedAdam),
             _ours(DelayedAdam),
+            cpu_kernel="avagrad_cpu.c",
         ),
         OptimizerInfo(
             "adabelief",
@@ -159,6 +175,14 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
 def uses_eps(name: str) -> bool:
     """Whether the optimizer has an ε hyperparameter (a tuning axis) at all."""
     return _info(name).uses_eps
+
+
+def one_pass_on_cpu(name: str, settings: dict[str, Any]) -> bool:
+    """Whether ``fused=True`` on CPU runs a one-pass kernel (cheap to turn on: no compiling)."""
+    kernel = _info(name).cpu_kernel
+    if kernel is None or settings.get("variant", "official") != "official":
+        return False
+    return kernel == "torch" or native.load(kernel) is not None
 
 
 def _info(name: str) -> OptimizerInfo:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from optim import get_optimizer, uses_eps
+from optim.registry import one_pass_on_cpu
 from workers.allocator import keep_freed_memory
 from workers.curves import curves
 from workers.device import resolve_device
@@ -109,6 +110,7 @@ def _optimizer(
 ) -> tuple[Any, Tensor | float]:
     """The optimizer over the model's parameters, and the base learning rate(s)."""
     settings = {**run.task.optimizer_defaults(run.optimizer), **run.settings}
+    settings["fused"] = run.device.type == "cpu" and one_pass_on_cpu(run.optimizer, settings)
     configs = [run.configs[i] for i in members]
     if not model.stacked:
         lr = configs[0].lr

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from optim import OPTIMIZERS, get_optimizer
+from optim.registry import one_pass_on_cpu
 from tests.optim.helpers import grad_fn, make_params
 
 C = 16
@@ -32,11 +33,11 @@ def run_separate(name, params, lrs, epss, steps=STEPS):
     return finals
 
 
-def run_stacked(name, params, lrs, epss, steps=STEPS, fused=False):
+def run_stacked(name, params, lrs, epss, steps=STEPS, fused=False, **settings):
     stacked = [
         p.unsqueeze(0).repeat(len(lrs), *([1] * p.dim())).requires_grad_(True) for p in params
     ]
-    opt = get_optimizer(name, stacked, lr=lrs, eps=epss, stacked=True, fused=fused)
+    opt = get_optimizer(name, stacked, lr=lrs, eps=epss, stacked=True, fused=fused, **settings)
     grads = [grad_fn(seed=c) for c in range(len(lrs))]
     for t in range(1, steps + 1):
         per_config = [grads[c](t, [p[c].detach() for p in stacked]) for c in range(len(lrs))]
@@ -57,14 +58,18 @@ def test_batched_equals_separate(name):
             torch.testing.assert_close(stacked[i][c], separate[c][i], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_divergent_config_leaves_others_bit_identical(name):
+ONE_PASS = sorted(name for name in OPTIMIZERS if one_pass_on_cpu(name, {}))
+DIVERGENCE_CASES = [(name, False) for name in sorted(OPTIMIZERS)] + [(n, True) for n in ONE_PASS]
+
+
+@pytest.mark.parametrize(("name", "fused"), DIVERGENCE_CASES)
+def test_divergent_config_leaves_others_bit_identical(name, fused):
     params = make_params()
     lrs, epss = config_grid(8)
-    baseline = run_stacked(name, params, lrs, epss, steps=15)
+    baseline = run_stacked(name, params, lrs, epss, steps=15, fused=fused)
     wild = lrs.clone()
     wild[3] = 1e300
-    diverged = run_stacked(name, params, wild, epss, steps=15)
+    diverged = run_stacked(name, params, wild, epss, steps=15, fused=fused)
     blew_up = [
         not torch.isfinite(p[3]).all() or (p[3] - b[3]).abs().max() > 1
         for p, b in zip(diverged, baseline, strict=True)
@@ -75,6 +80,18 @@ def test_divergent_config_leaves_others_bit_identical(name):
             continue
         for p, b in zip(diverged, baseline, strict=True):
             assert torch.equal(p[c], b[c]), f"config {c} changed when config 3 diverged"
+
+
+@pytest.mark.parametrize("name", ONE_PASS)
+def test_one_pass_cpu_step_equals_the_eager_rule(name):
+    """fused=True on CPU (a C loop or torch's fused Adam per config), weight decay per config."""
+    params = make_params()
+    lrs, epss = config_grid(8)
+    decay = torch.logspace(-4, -1, 8, dtype=torch.float64)
+    eager = run_stacked(name, params, lrs, epss, steps=20, weight_decay=decay)
+    fused = run_stacked(name, params, lrs, epss, steps=20, fused=True, weight_decay=decay)
+    for a, b in zip(fused, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_registry_knows_which_optimizers_use_eps():

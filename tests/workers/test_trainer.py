@@ -82,3 +82,29 @@ def test_float64_and_float32_agree_roughly() -> None:
     double = train("mnist1d-mlp", "avagrad", config, steps=30, dtype=torch.float64)[0]
     single = train("mnist1d-mlp", "avagrad", config, steps=30)[0]
     assert abs(double.curve[-1] - single.curve[-1]) < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "settings", "fused"),
+    [
+        ("adam", {}, True),
+        ("avagrad", {}, True),
+        ("delayed_adam", {}, True),
+        ("avagrad", {"variant": "paper"}, False),  # its fused path is torch.compile
+        ("adabelief", {}, False),
+        ("sgd", {}, False),
+    ],
+)
+def test_cpu_jobs_take_one_pass_optimizer_steps(optimizer, settings, fused) -> None:
+    """On CPU the trainer turns on fused steps only where they are one-pass kernels."""
+    from workers.tasks import get_task
+    from workers.trainer import _optimizer, _Run
+
+    task = get_task("mnist1d-mlp")
+    cpu = torch.device("cpu")
+    configs = tuple(CONFIGS[:2])
+    run = _Run(task, optimizer, configs, 1, 10, cpu, torch.float32, settings)
+    task.prepare(cpu, torch.float32)
+    model = task.build(0, len(configs), device=cpu, dtype=torch.float32)
+    built, _ = _optimizer(run, model, (0, 1))
+    assert getattr(built, "fused", False) is fused
