@@ -24,11 +24,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 
 # A virtual environment, so that the same steps work on any base image with a python3
-# (or none: Debian/Ubuntu bases get one from apt).
-RUN if ! command -v python3 >/dev/null 2>&1; then \
+# (or none: Debian/Ubuntu bases get one from apt). A C compiler builds the one-pass CPU
+# optimizer step on first use (without one, CPU workers take the slower eager step).
+RUN packages=""; \
+    command -v python3 >/dev/null 2>&1 || packages="python3 python3-venv"; \
+    command -v cc >/dev/null 2>&1 || packages="$packages gcc libc6-dev"; \
+    if [ -n "$packages" ]; then \
         apt-get update \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            python3 python3-venv \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages \
         && rm -rf /var/lib/apt/lists/*; \
     fi \
     && python3 -m venv /opt/venv

@@ -66,6 +66,18 @@ def _freeze(worker: subprocess.Popen[bytes], url: str, study_id: int) -> dict[in
             if pid_of(t["worker_id"]) == worker.pid}
 
 
+def _expired(url: str, study_id: int, held: dict[int, int], pid: int) -> set[int]:
+    """Held trials whose lease expired: not those whose result landed just as it froze."""
+    page = httpx.get(f"{url}/api/studies/{study_id}/trials", params={"limit": 5000}, timeout=10)
+    now = {t["id"]: t for t in page.json()["trials"]}
+    return {
+        i
+        for i, a in held.items()
+        if not (now[i]["state"] in ("complete", "diverged") and now[i]["attempts"] == a
+                and pid_of(now[i]["worker_id"]) == pid)
+    }
+
+
 def _lease_gone(url: str, study_id: int, held: dict[int, int]) -> bool:
     """Whether each held trial's lease was reaped (queued again) or replaced by a new one."""
     page = httpx.get(f"{url}/api/studies/{study_id}/trials", params={"limit": 5000}, timeout=10)
@@ -118,6 +130,7 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
     orphaned: dict[int, int] = {}  # trial id → pid of the worker killed holding it
     late: dict[int, set[int]] = {}  # pid of a worker frozen past its lease → trials it held
     kills = 0
+    last_resume = 0.0  # when a frozen worker was last let go
     try:
         study_id = httpx.post(f"{server.url}/api/studies",
                               json=grid_study(n_alpha=N_ALPHA, n_eps=N_EPS)).json()["id"]
@@ -137,10 +150,12 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
                 held = _freeze(victim, server.url, study_id)
                 time.sleep(rng.uniform(LEASE_SECONDS + 1.0, LEASE_SECONDS + 2.0))
                 victim.send_signal(signal.SIGCONT)  # its lease has expired meanwhile
+                last_resume = time.monotonic()
                 if held:
-                    late.setdefault(victim.pid, set()).update(held)
                     # once reaped, that lease is dead for good (even across a restart)
                     assert wait_until(partial(_lease_gone, server.url, study_id, held), 15)
+                    if expired := _expired(server.url, study_id, held, victim.pid):
+                        late.setdefault(victim.pid, set()).update(expired)
                 continue
             victim = rng.choice(killable)
             held = _freeze(victim, server.url, study_id)
@@ -156,6 +171,8 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
         assert not _leased(server.url, study_id)
         # a worker still starting up has no SIGTERM handler yet: wait until each has asked
         assert wait_until(lambda: {w.pid for w in workers} <= _seen_pids(server.url), 30)
+        # a worker resumed last finishes its stale training, then hears its result refused
+        time.sleep(max(0.0, last_resume + FAKE_SECONDS + 1.0 - time.monotonic()))
         codes = stop_workers(workers)
         rows = trial_rows(postgres_url, study_id)
         assert_finished_exactly_once(rows, n, MAX_ATTEMPTS)
