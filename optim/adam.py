@@ -29,20 +29,24 @@ def adam(
 ) -> None:
     """torch.optim.Adam's rule (ε outside the root); `decoupled` gives AdamW, buffers AMSGrad."""
     if fused and all(p.device.type == "cpu" for p in params):
-        _torch_fused_per_config(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            max_exp_avg_sqs,
-            step=step,
-            lr=lr,
-            eps=eps,
-            weight_decay=weight_decay,
-            beta1=beta1,
-            beta2=beta2,
-            decoupled=decoupled,
-        )
+        # One pass on CPU: torch's fused Adam kernel, once per config over its views.
+        configs = params[0].shape[0]
+        lrs, epss, decays = (F.per_config_values(v, configs) for v in (lr, eps, weight_decay))
+        steps = [torch.tensor(float(step))] * len(params)
+        lists = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or [])
+        kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+        for c in range(configs):
+            kernel(
+                *([t[c] for t in ts] for ts in lists),
+                steps,
+                amsgrad=max_exp_avg_sqs is not None,
+                lr=lrs[c],
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=decays[c],
+                eps=epss[c],
+                maximize=False,
+            )
         return
     F.fusable(_adam_elementwise, fused)(
         params,
@@ -92,44 +96,6 @@ def _adam_elementwise(
     update = F.div(exp_avgs, denom)
     F.mul_(update, step_size)
     F.sub_(params, update)
-
-
-def _torch_fused_per_config(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    max_exp_avg_sqs: list[Tensor] | None,
-    *,
-    step: F.Step,
-    lr: F.HParam,
-    eps: F.HParam,
-    weight_decay: F.HParam,
-    beta1: float,
-    beta2: float,
-    decoupled: bool,
-) -> None:
-    """The fast path on CPU: torch's fused Adam kernel (one pass), once per config's views."""
-    configs = params[0].shape[0]
-    lrs, epss, decays = (F.per_config_values(v, configs) for v in (lr, eps, weight_decay))
-    steps = [torch.tensor(float(step))] * len(params)
-    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-    for c in range(configs):
-        kernel(
-            [p[c] for p in params],
-            [g[c] for g in grads],
-            [m[c] for m in exp_avgs],
-            [v[c] for v in exp_avg_sqs],
-            [v[c] for v in max_exp_avg_sqs] if max_exp_avg_sqs is not None else [],
-            steps,
-            amsgrad=max_exp_avg_sqs is not None,
-            lr=lrs[c],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=decays[c],
-            eps=epss[c],
-            maximize=False,
-        )
 
 
 class StackedAdam(RuleOptimizer):
