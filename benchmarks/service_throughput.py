@@ -47,8 +47,10 @@ def _avatune_client(port: int, start: float, stop: float, index: int, out: Any) 
     while time.time() < stop:
         lease = post("/api/leases", {"worker_id": f"bench-{index}", "max_trials": 1})
         trial = lease["trials"][0]
-        post(f"/api/trials/{trial['trial_id']}/result",
-             {"token": lease["token"], "value": trial["alpha"]})
+        post(
+            f"/api/trials/{trial['trial_id']}/result",
+            {"token": lease["token"], "value": trial["alpha"]},
+        )
         if time.time() >= start:
             done += 1
     conn.close()
@@ -61,8 +63,9 @@ def _optuna_client(url: str, start: float, stop: float, index: int, out: Any) ->
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(url)
-    study = optuna.load_study(study_name="bench", storage=storage,
-                              sampler=optuna.samplers.RandomSampler(seed=index))
+    study = optuna.load_study(
+        study_name="bench", storage=storage, sampler=optuna.samplers.RandomSampler(seed=index)
+    )
     space = {"x": FloatDistribution(-6, 0), "y": FloatDistribution(-9, 0)}
     done = 0
     while time.time() < stop:
@@ -96,9 +99,13 @@ def _run_clients(target: Any, args: tuple, clients: int, seconds: float) -> floa
 def _grid_spec() -> dict[str, Any]:
     n_alpha, n_eps = 150, 130  # 19,500 queued trials: more than a run uses
     return {
-        "name": "throughput", "task": "mnist1d-mlp", "optimizer": "adam",
-        "space": {"alphas": [1e-7 * 1.05**k for k in range(n_alpha)],
-                  "epsilons": [1e-10 * 1.05**k for k in range(n_eps)]},
+        "name": "throughput",
+        "task": "mnist1d-mlp",
+        "optimizer": "adam",
+        "space": {
+            "alphas": [1e-7 * 1.05**k for k in range(n_alpha)],
+            "epsilons": [1e-10 * 1.05**k for k in range(n_eps)],
+        },
         "tuner": {"name": "grid", "seed": 0},
     }
 
@@ -134,8 +141,12 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    figures: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds,
-                               "cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2)}
+    figures: dict[str, Any] = {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+        "load_1m": round(os.getloadavg()[0], 2),
+    }
     with tempfile.TemporaryDirectory(prefix="avatune-bench-") as tmp:
         avatune = measure_avatune(f"sqlite:///{tmp}/avatune.db", args.clients, args.seconds)
         optuna_rate = measure_optuna(f"sqlite:///{tmp}/optuna.db", args.clients, args.seconds)
@@ -153,10 +164,12 @@ def main() -> None:
             figures["postgresql"] = f"skipped: {error}"
         else:
             try:
-                avatune = measure_avatune(server.create_database("avatune"), args.clients,
-                                          args.seconds)
-                optuna_rate = measure_optuna(server.create_database("optuna"), args.clients,
-                                             args.seconds)
+                avatune = measure_avatune(
+                    server.create_database("avatune"), args.clients, args.seconds
+                )
+                optuna_rate = measure_optuna(
+                    server.create_database("optuna"), args.clients, args.seconds
+                )
             finally:
                 server.stop()
             figures.update(

@@ -65,8 +65,12 @@ def serve(
     where = f"http://{settings.host}:{settings.port}"
     err.print(f"avatune serving on {where} ({settings.database_url})")
     uvicorn.run(
-        "service.app:create_app", factory=True, host=settings.host, port=settings.port,
-        workers=workers, log_level="warning",
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="warning",
     )
 
 
@@ -117,7 +121,11 @@ def _study_table(studies: list[dict[str, Any]]) -> Table:
     for s in studies:
         best = s.get("best") or {}
         table.add_row(
-            str(s["id"]), s["name"], s["state"], s["optimizer"], s["tuner"],
+            str(s["id"]),
+            s["name"],
+            s["state"],
+            s["optimizer"],
+            s["tuner"],
             f"{s['finished']}/{s['budget']}",
             f"{best['value']:.4g}" if best else "–",
             f"{best['alpha']:.3g}" if best else "–",
@@ -143,8 +151,14 @@ def study_create(
         err.print(f"[red]invalid spec {file}[/]:\n{error}")
         raise typer.Exit(2) from None
     path = "/api/experiments" if isinstance(spec, ExperimentSpec) else "/api/studies"
-    body = _call(server, token, "POST", path, content=spec.model_dump_json(),
-                 headers={"Content-Type": "application/json"})
+    body = _call(
+        server,
+        token,
+        "POST",
+        path,
+        content=spec.model_dump_json(),
+        headers={"Content-Type": "application/json"},
+    )
     if isinstance(spec, ExperimentSpec):
         n = len(body["studies"])
         console.print(f"experiment {body['id']} ({body['name']}): {n} grid studies")
@@ -175,19 +189,32 @@ def study_show(
     study = _call(server, token, "GET", f"/api/studies/{study_id}")
     console.print(_study_table([study]))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(study["counts"].items()))
-    console.print(f"trials: {counts or 'none'}" + (f"; stopped: {study['stop_reason']}"
-                                                   if study.get("stop_reason") else ""))
+    console.print(
+        f"trials: {counts or 'none'}"
+        + (f"; stopped: {study['stop_reason']}" if study.get("stop_reason") else "")
+    )
     if top:
-        page = _call(server, token, "GET", f"/api/studies/{study_id}/trials",
-                     params={"state": ["complete", "diverged"], "limit": 5000})
+        page = _call(
+            server,
+            token,
+            "GET",
+            f"/api/studies/{study_id}/trials",
+            params={"state": ["complete", "diverged"], "limit": 5000},
+        )
         trials = sorted(page["trials"], key=lambda t: t["value"])[:top]
         table = Table(title=f"best {len(trials)} trials")
         for column in ("number", "α", "ε", "value", "test", "diverged"):
             table.add_column(column, justify="right")
         for t in trials:
             test = "–" if t["test_value"] is None else f"{t['test_value']:.4g}"
-            table.add_row(str(t["number"]), f"{t['alpha']:.3g}", f"{t['eps']:.3g}",
-                          f"{t['value']:.4g}", test, "yes" if t["diverged"] else "")
+            table.add_row(
+                str(t["number"]),
+                f"{t['alpha']:.3g}",
+                f"{t['eps']:.3g}",
+                f"{t['value']:.4g}",
+                test,
+                "yes" if t["diverged"] else "",
+            )
         console.print(table)
 
 
@@ -197,8 +224,10 @@ def experiment_show(
 ) -> None:
     """An experiment's grids and, once complete, its report's metrics."""
     body = _call(server, token, "GET", f"/api/experiments/{experiment_id}")
-    console.print(f"experiment {body['id']} ({body['name']}): {body['state']}, "
-                  f"{100 * body['progress']:.1f}% of its grids")
+    console.print(
+        f"experiment {body['id']} ({body['name']}): {body['state']}, "
+        f"{100 * body['progress']:.1f}% of its grids"
+    )
     console.print(_study_table(body["studies"]))
     if body["state"] == "done" or body["report_ready"]:
         report = _call(server, token, "GET", f"/api/experiments/{experiment_id}/report")

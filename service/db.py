@@ -58,7 +58,10 @@ def make_engine(url: str | URL, *, pool_size: int = 20) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
-            parsed, pool_size=pool_size, max_overflow=pool_size, pool_timeout=60,
+            parsed,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=60,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000},
         )
         _sqlite_events(engine)

@@ -45,20 +45,30 @@ def find_or_submit(client: httpx.Client, spec: ExperimentSpec) -> tuple[dict[str
         same = ExperimentSpec.model_validate(experiment["spec"]) == spec
         if same and experiment["state"] in ("running", "done"):
             return experiment, True
-    response = client.post("/api/experiments", content=spec.model_dump_json(),
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/experiments",
+        content=spec.model_dump_json(),
+        headers={"Content-Type": "application/json"},
+    )
     response.raise_for_status()
     return response.json(), False
 
 
 def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalFleet) -> None:
     """Progress bars, one per grid study, until every grid is finished."""
-    columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         bars = {
-            s["id"]: progress.add_task(f"{s['optimizer']} grid", total=s["budget"],
-                                       completed=s["finished"])
+            s["id"]: progress.add_task(
+                f"{s['optimizer']} grid", total=s["budget"], completed=s["finished"]
+            )
             for s in experiment["studies"]
         }
         last_line = time.monotonic()
@@ -68,8 +78,12 @@ def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalF
                 progress.update(bars[study["id"]], completed=study["finished"])
             if not console.is_terminal and time.monotonic() - last_line >= LOG_SECONDS:
                 last_line = time.monotonic()  # logs and CI get a line instead of live bars
-                console.print(", ".join(f"{s['optimizer']} {s['finished']}/{s['budget']}"
-                                        for s in experiment["studies"]))
+                console.print(
+                    ", ".join(
+                        f"{s['optimizer']} {s['finished']}/{s['budget']}"
+                        for s in experiment["studies"]
+                    )
+                )
             if all(s["state"] != "running" for s in experiment["studies"]):
                 return
             if fleet.workers and not fleet.workers_alive():
@@ -79,8 +93,13 @@ def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalF
 
 def wait_for_report(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
     """Ask for the report until the server has replayed the tuners and stored it."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         progress.add_task("replaying every tuner on the grids (Figure 2)…")
         while True:
             response = client.get(f"/api/experiments/{experiment_id}/report")
@@ -106,8 +125,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(*, quick: bool, exit_when_done: bool, workers: int | None, host: str, port: int,
-             data_dir: Path) -> None:
+def run_demo(
+    *, quick: bool, exit_when_done: bool, workers: int | None, host: str, port: int, data_dir: Path
+) -> None:
     """Everything `avatune demo` does; every child process is stopped on the way out."""
     spec = builtin_spec("quick-mnist1d" if quick else "paper-mnist1d")
     assert isinstance(spec, ExperimentSpec)
@@ -171,8 +191,14 @@ def demo(
 ) -> None:
     """Run the paper's Adam-vs-AvaGrad experiment locally and print the separability report."""
     try:
-        run_demo(quick=quick, exit_when_done=exit_when_done, workers=workers, host=host,
-                 port=port, data_dir=data_dir)
+        run_demo(
+            quick=quick,
+            exit_when_done=exit_when_done,
+            workers=workers,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+        )
     except (RuntimeError, httpx.HTTPError) as error:
         console.print(f"[red]demo failed[/]: {error}")
         raise typer.Exit(1) from None

@@ -9,8 +9,21 @@ from typing import Any
 from service.schemas import StudyOut, TrialOut
 
 CSV_COLUMNS = (
-    "number", "state", "alpha", "eps", "i_alpha", "j_eps", "value", "test_value", "diverged",
-    "attempts", "worker_id", "source_trial_id", "seconds", "created_at", "finished_at",
+    "number",
+    "state",
+    "alpha",
+    "eps",
+    "i_alpha",
+    "j_eps",
+    "value",
+    "test_value",
+    "diverged",
+    "attempts",
+    "worker_id",
+    "source_trial_id",
+    "seconds",
+    "created_at",
+    "finished_at",
 )
 
 

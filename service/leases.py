@@ -51,9 +51,15 @@ _RETURNED = (Trial.id, Trial.study_id, Trial.number, Trial.alpha, Trial.eps)
 # running them on SQLite).
 _NOW = bindparam("now")
 _LEASE_VALUES = dict(
-    state=TrialState.leased, lease_token=bindparam("token"), worker_id=bindparam("worker"),
-    lease_expires_at=bindparam("expires"), leased_at=_NOW, heartbeat_at=_NOW,
-    attempts=Trial.attempts + 1, progress_done=None, progress_total=None,
+    state=TrialState.leased,
+    lease_token=bindparam("token"),
+    worker_id=bindparam("worker"),
+    lease_expires_at=bindparam("expires"),
+    leased_at=_NOW,
+    heartbeat_at=_NOW,
+    attempts=Trial.attempts + 1,
+    progress_done=None,
+    progress_total=None,
 )
 
 
@@ -246,7 +252,11 @@ def lease(db: Database, settings: Settings, request: LeaseRequest) -> LeaseRespo
         fidelity=first.fidelity,
         trials=[
             LeasedTrial(
-                trial_id=r.id, study_id=r.study_id, number=r.number, alpha=r.alpha, eps=r.eps,
+                trial_id=r.id,
+                study_id=r.study_id,
+                number=r.number,
+                alpha=r.alpha,
+                eps=r.eps,
                 optimizer=specs[r.study_id].optimizer,
             )
             for r in rows
@@ -266,8 +276,10 @@ _BEAT = (
     update(Trial)
     .where(*_LIVE)
     .values(
-        lease_expires_at=bindparam("expires"), heartbeat_at=_NOW,
-        progress_done=bindparam("done"), progress_total=bindparam("total"),
+        lease_expires_at=bindparam("expires"),
+        heartbeat_at=_NOW,
+        progress_done=bindparam("done"),
+        progress_total=bindparam("total"),
     )
     .returning(Trial.id, Trial.worker_id)
 )
@@ -276,9 +288,16 @@ _FINISH = (
     update(Trial)
     .where(Trial.id == bindparam("tid"), *_LIVE)
     .values(
-        state=bindparam("state"), value=bindparam("value"), test_value=bindparam("test_value"),
-        curve=bindparam("curve"), diverged=bindparam("diverged"), seconds=bindparam("seconds"),
-        lease_token=None, lease_expires_at=None, finished_at=_NOW, error=None,
+        state=bindparam("state"),
+        value=bindparam("value"),
+        test_value=bindparam("test_value"),
+        curve=bindparam("curve"),
+        diverged=bindparam("diverged"),
+        seconds=bindparam("seconds"),
+        lease_token=None,
+        lease_expires_at=None,
+        finished_at=_NOW,
+        error=None,
         progress_done=Trial.progress_total,
     )
     .returning(Trial.study_id)
@@ -292,8 +311,12 @@ _REQUEUE = (
             else_=TrialState.queued.value,
         ),
         finished_at=case((Trial.attempts >= bindparam("max_attempts"), _NOW), else_=None),
-        attempts=Trial.attempts + bindparam("change"), error=bindparam("error"),
-        lease_token=None, lease_expires_at=None, progress_done=None, progress_total=None,
+        attempts=Trial.attempts + bindparam("change"),
+        error=bindparam("error"),
+        lease_token=None,
+        lease_expires_at=None,
+        progress_done=None,
+        progress_total=None,
     )
     .returning(Trial.study_id, Trial.state)
 )
@@ -319,8 +342,13 @@ def heartbeat(db: Database, settings: Settings, trial_id: int, beat: Heartbeat) 
     """Extend the lease holding `trial_id` (all its trials) and record progress."""
     now = utcnow()
     expires = now + timedelta(seconds=settings.lease_seconds)
-    params = {"token": beat.token, "expires": expires, "now": now,
-              "done": beat.done, "total": beat.total}
+    params = {
+        "token": beat.token,
+        "expires": expires,
+        "now": now,
+        "done": beat.done,
+        "total": beat.total,
+    }
     with db.write() as conn:
         rows = conn.execute(_BEAT, params).all()
         if trial_id not in {r.id for r in rows}:
@@ -335,9 +363,15 @@ def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
     now = utcnow()
     state = TrialState.diverged if result.diverged else TrialState.complete
     params = {
-        "tid": trial_id, "token": result.token, "state": state, "value": result.value,
-        "test_value": result.test_value, "curve": result.curve,
-        "diverged": result.diverged, "seconds": result.seconds, "now": now,
+        "tid": trial_id,
+        "token": result.token,
+        "state": state,
+        "value": result.value,
+        "test_value": result.test_value,
+        "curve": result.curve,
+        "diverged": result.diverged,
+        "seconds": result.seconds,
+        "now": now,
     }
     with db.write() as conn:
         study_id = conn.execute(_FINISH, params).scalar()
@@ -345,8 +379,13 @@ def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
             raise _refuse(conn, trial_id, now)
         if studies.cached_spec(db, conn, study_id).tuner.name != "grid":  # only tuners ask twice
             lifecycle.mirror(
-                conn, trial_id, now, state=state, value=result.value,
-                test_value=result.test_value, diverged=result.diverged,
+                conn,
+                trial_id,
+                now,
+                state=state,
+                value=result.value,
+                test_value=result.test_value,
+                diverged=result.diverged,
             )
         best = db.state.setdefault("best", {})  # never below the stored best: a hint
         if result.value < best.get(study_id, math.inf):
@@ -362,7 +401,10 @@ def report_failure(
     """Return a trial to the queue (a release costs no attempt), or fail it for good."""
     now = utcnow()
     params = {
-        "tid": trial_id, "token": failure.token, "now": now, "error": failure.error or None,
+        "tid": trial_id,
+        "token": failure.token,
+        "now": now,
+        "error": failure.error or None,
         # a release gives the attempt back and never fails the trial
         "change": -1 if failure.release else 0,
         "max_attempts": 2**31 - 1 if failure.release else settings.max_attempts,

@@ -26,8 +26,12 @@ _MIRROR = (
     update(Trial)
     .where(Trial.source_trial_id == bindparam("original"), Trial.state == TrialState.waiting)
     .values(
-        state=bindparam("state"), value=bindparam("value"), test_value=bindparam("test_value"),
-        diverged=bindparam("diverged"), error=bindparam("error"), finished_at=_NOW,
+        state=bindparam("state"),
+        value=bindparam("value"),
+        test_value=bindparam("test_value"),
+        diverged=bindparam("diverged"),
+        error=bindparam("error"),
+        finished_at=_NOW,
     )
 )
 _BEST = (
@@ -39,22 +43,22 @@ _BEST = (
     .values(best_value=bindparam("value"), best_trial_id=bindparam("tid"))
 )
 _STUDY = select(
-    Study.state, Study.tuner, Study.budget, Study.n_trained, Study.stop_reason,
+    Study.state,
+    Study.tuner,
+    Study.budget,
+    Study.n_trained,
+    Study.stop_reason,
     Study.experiment_id,
 ).where(Study.id == bindparam("sid"))
 _PENDING = select(
     exists().where(Trial.study_id == bindparam("sid"), Trial.state.in_(PENDING_STATES))
 )
-_VALUED = select(
-    exists().where(Trial.study_id == bindparam("sid"), Trial.state.in_(VALUED_STATES))
-)
+_VALUED = select(exists().where(Trial.study_id == bindparam("sid"), Trial.state.in_(VALUED_STATES)))
 # On PostgreSQL two transactions finishing a study's last two trials would each see the
 # other's trial still pending (write skew) and neither would finish the study: the study
 # row is locked first, so the second one looks after the first has committed.
 _LOCK_STUDY = select(Study.id).where(Study.id == bindparam("sid")).with_for_update()
-_LOCK_EXPERIMENT = (
-    select(Experiment.id).where(Experiment.id == bindparam("eid")).with_for_update()
-)
+_LOCK_EXPERIMENT = select(Experiment.id).where(Experiment.id == bindparam("eid")).with_for_update()
 _FINISH_STUDY = (
     update(Study)
     .where(Study.id == bindparam("sid"), Study.state.in_(ACTIVE_STUDY_STATES))
@@ -77,8 +81,13 @@ def mirror(
     conn.execute(
         _MIRROR,
         {
-            "original": original_id, "state": state, "value": value, "test_value": test_value,
-            "diverged": diverged, "error": error, "now": now,
+            "original": original_id,
+            "state": state,
+            "value": value,
+            "test_value": test_value,
+            "diverged": diverged,
+            "error": error,
+            "now": now,
         },
     )
 

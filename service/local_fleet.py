@@ -62,8 +62,12 @@ class LocalFleet:
         log = (self.log_dir / log_name).open("ab")
         self._logs.append(log)
         return subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **env}, start_new_session=True,
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            start_new_session=True,
         )
 
     def start_server(self, database_url: str, host: str, port: int, env: dict[str, str]) -> str:

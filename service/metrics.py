@@ -91,8 +91,10 @@ def make_registry(db: Database) -> tuple[CollectorRegistry, Histogram]:
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(db))
     histogram = Histogram(
-        "avatune_request_seconds", "HTTP request latency.", ["method", "route", "status"],
-        buckets=LATENCY_BUCKETS, registry=registry,
+        "avatune_request_seconds",
+        "HTTP request latency.",
+        ["method", "route", "status"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
     )
     return registry, histogram
-

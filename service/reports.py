@@ -43,14 +43,18 @@ def build_metrics(spec: ExperimentSpec, tables: list[Any], out_dir: Path) -> dic
     from studies.report import build_report
 
     metrics = build_report(
-        tables, out_dir=out_dir, tuners=list(spec.replay.tuners), seeds=spec.replay.seeds,
+        tables,
+        out_dir=out_dir,
+        tuners=list(spec.replay.tuners),
+        seeds=spec.replay.seeds,
         deltas=list(spec.replay.deltas),
     )
     return _json_safe(metrics)
 
 
-def _compute(db: Database, data_dir: Path, experiment_id: int, spec: ExperimentSpec,
-             tables: list[Any]) -> None:
+def _compute(
+    db: Database, data_dir: Path, experiment_id: int, spec: ExperimentSpec, tables: list[Any]
+) -> None:
     """Compute and store a report (on a background thread); remember a failure's message."""
     running, errors = db.state["reports_running"], db.state["report_errors"]
     try:
@@ -86,14 +90,15 @@ def report(db: Database, data_dir: Path, experiment_id: int) -> ExperimentReport
     with db.state.setdefault("reports_lock", threading.Lock()):
         if experiment_id in errors:
             raise Unavailable(
-                f"computing the report failed: {errors.pop(experiment_id)}; "
-                "ask again to retry"
+                f"computing the report failed: {errors.pop(experiment_id)}; ask again to retry"
             )
         if experiment_id in running:
             return None
         running.add(experiment_id)
     threading.Thread(
-        target=_compute, args=(db, data_dir, experiment_id, spec, tables),
-        name=f"report-{experiment_id}", daemon=True,
+        target=_compute,
+        args=(db, data_dir, experiment_id, spec, tables),
+        name=f"report-{experiment_id}",
+        daemon=True,
     ).start()
     return None

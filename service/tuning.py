@@ -116,8 +116,14 @@ def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
     spec = StudySpec.model_validate(study.spec)
     rows = conn.execute(
         select(
-            Trial.id, Trial.state, Trial.params, Trial.tuner_attrs, Trial.value,
-            Trial.test_value, Trial.diverged, Trial.source_trial_id,
+            Trial.id,
+            Trial.state,
+            Trial.params,
+            Trial.tuner_attrs,
+            Trial.value,
+            Trial.test_value,
+            Trial.diverged,
+            Trial.source_trial_id,
         )
         .where(Trial.study_id == study.id)
         .order_by(Trial.number)
@@ -155,9 +161,18 @@ def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
         alpha, eps, i, j = spec.space.point(params)
         key = _point_key(spec, params)
         base = dict(
-            study_id=study.id, number=number, alpha=alpha, eps=eps, i_alpha=i, j_eps=j,
-            params=params, tuner_attrs=_jsonable(attrs), batch_key=study.batch_key,
-            created_at=now, attempts=0, diverged=False,
+            study_id=study.id,
+            number=number,
+            alpha=alpha,
+            eps=eps,
+            i_alpha=i,
+            j_eps=j,
+            params=params,
+            tuner_attrs=_jsonable(attrs),
+            batch_key=study.batch_key,
+            created_at=now,
+            attempts=0,
+            diverged=False,
         )
         number += 1
         original = known.get(key)
@@ -167,8 +182,11 @@ def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
             base["diverged"] = original.diverged
             conn.execute(
                 insert(Trial).values(
-                    **base, state=original.state, value=original.value,
-                    test_value=original.test_value, source_trial_id=original.trial_id,
+                    **base,
+                    state=original.state,
+                    value=original.value,
+                    test_value=original.test_value,
+                    source_trial_id=original.trial_id,
                     finished_at=now,
                 )
             )

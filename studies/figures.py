@@ -43,8 +43,14 @@ def value_label(value: float) -> str:
 def panel_title(text: str, xaxis: str) -> dict[str, Any]:
     """A plotly annotation centred above the subplot whose x axis is `xaxis` (e.g. "x2")."""
     return {
-        "text": text, "xref": f"{xaxis} domain", "yref": "paper", "x": 0.5, "y": 1.0,
-        "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+        "text": text,
+        "xref": f"{xaxis} domain",
+        "yref": "paper",
+        "x": 0.5,
+        "y": 1.0,
+        "xanchor": "center",
+        "yanchor": "bottom",
+        "showarrow": False,
     }
 
 

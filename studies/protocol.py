@@ -32,7 +32,6 @@ def _scrub(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-
 class LeaseRequest(BaseModel):
     """A worker asks for up to `max_trials` trials."""
 

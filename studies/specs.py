@@ -25,7 +25,15 @@ from pydantic import (
 from studies.space import SearchSpace
 
 OPTIMIZERS: tuple[str, ...] = (
-    "sgd", "adam", "adamw", "amsgrad", "radam", "avagrad", "avagradw", "delayed_adam", "adabelief",
+    "sgd",
+    "adam",
+    "adamw",
+    "amsgrad",
+    "radam",
+    "avagrad",
+    "avagradw",
+    "delayed_adam",
+    "adabelief",
 )
 TASKS: tuple[str, ...] = ("mnist1d-mlp", "mnist1d-cnn", "charlm-lstm", "eq11", "cifar10-wrn")
 TUNERS: tuple[str, ...] = ("grid", "random", "tpe", "cmaes", "gld", "cgld")
@@ -50,6 +58,8 @@ def _known(kind: str, known: tuple[str, ...]) -> AfterValidator:
 TaskName = Annotated[str, _known("task", TASKS)]
 OptimizerName = Annotated[str, _known("optimizer", OPTIMIZERS)]
 TunerName = Annotated[str, _known("tuner", TUNERS)]
+
+
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters (\\u0000); remove them")

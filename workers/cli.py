@@ -35,12 +35,22 @@ def eq11(
         for name in ("adam", "delayed_adam"):
             task = progress.add_task(name, total=steps)
             w = run_eq11(
-                name, steps=steps, seeds=seeds, lr=lr, beta2=beta2, eps=eps,
+                name,
+                steps=steps,
+                seeds=seeds,
+                lr=lr,
+                beta2=beta2,
+                eps=eps,
                 progress=lambda n, task=task: progress.advance(task, n),
             )
             mean = w.mean().item()
-            table.add_row(name, f"{mean:.4f}", f"{w.min().item():.4f}", f"{w.max().item():.4f}",
-                          f"{abs(mean - W_STAR):.4f}")
+            table.add_row(
+                name,
+                f"{mean:.4f}",
+                f"{w.min().item():.4f}",
+                f"{w.max().item():.4f}",
+                f"{abs(mean - W_STAR):.4f}",
+            )
     console.print(table)
 
 
@@ -59,7 +69,12 @@ def worker(
     from workers.loop import run_worker
 
     run_worker(
-        server, token, device=device, max_batch=max_batch, once=once, quiet=quiet,
+        server,
+        token,
+        device=device,
+        max_batch=max_batch,
+        once=once,
+        quiet=quiet,
         train_function=train_function,
     )
 
@@ -86,16 +101,18 @@ def grid(
     from workers.tasks import TASKS
 
     if task not in TASKS:
-        raise typer.BadParameter(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}",
-                                 param_hint="--task")
+        raise typer.BadParameter(
+            f"unknown task {task!r}; choose one of: {', '.join(TASKS)}", param_hint="--task"
+        )
     if optimizer not in OPTIMIZERS:
         raise typer.BadParameter(
             f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}",
             param_hint="--optimizer",
         )
     if grid_name not in GRIDS:
-        raise typer.BadParameter(f"unknown grid {grid_name!r}; choose paper or coarse",
-                                 param_hint="--grid")
+        raise typer.BadParameter(
+            f"unknown grid {grid_name!r}; choose paper or coarse", param_hint="--grid"
+        )
     from workers.device import resolve_device
     from workers.grid import run_grid
 
@@ -107,8 +124,13 @@ def grid(
     with Progress(console=console, transient=True) as bar:
         job = bar.add_task(title, total=None)
         table = run_grid(
-            task, optimizer, grid_name,  # type: ignore[arg-type]
-            steps=steps, seeds=seeds, batch_size=batch_size, device=where,
+            task,
+            optimizer,
+            grid_name,  # type: ignore[arg-type]
+            steps=steps,
+            seeds=seeds,
+            batch_size=batch_size,
+            device=where,
             progress=lambda done, total: bar.update(job, completed=done, total=total),
         )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,12 +140,21 @@ def grid(
     )
     diverged = sum(sum(row) for row in table.diverged or [])
     summary = Table(title=title)
-    for column in ("best α", "best ε", table.model_extra.get("objective", "objective"),
-                   "diverged", "seconds"):
+    for column in (
+        "best α",
+        "best ε",
+        table.model_extra.get("objective", "objective"),
+        "diverged",
+        "seconds",
+    ):
         summary.add_column(str(column), justify="right")
-    summary.add_row(f"{table.alphas[i]:g}", f"{table.epsilons[j]:g}", f"{best:.4g}",
-                    f"{diverged} / {len(table.alphas) * len(table.epsilons)}",
-                    f"{table.model_extra.get('seconds', 0):.1f}")
+    summary.add_row(
+        f"{table.alphas[i]:g}",
+        f"{table.epsilons[j]:g}",
+        f"{best:.4g}",
+        f"{diverged} / {len(table.alphas) * len(table.epsilons)}",
+        f"{table.model_extra.get('seconds', 0):.1f}",
+    )
     console.print(summary)
     console.print(f"wrote {out}")
 

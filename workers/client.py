@@ -92,8 +92,11 @@ class ServiceClient:
         delays = self.backoff.delays()
         while True:
             try:
-                response = self._http.post(path, content=body.model_dump_json(),
-                                           headers={"Content-Type": "application/json"})
+                response = self._http.post(
+                    path,
+                    content=body.model_dump_json(),
+                    headers={"Content-Type": "application/json"},
+                )
                 if response.status_code < 500:
                     break
                 reason = f"server error {response.status_code}"

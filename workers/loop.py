@@ -95,9 +95,14 @@ def torch_trainer(device: str | None = None) -> Trainer:
                 progress(base + done, base + total)
 
             results = train(
-                lease.task.name, ref.name, configs, steps=fidelity.steps,
-                batch_size=fidelity.batch_size, device=device,
-                optimizer_settings=ref.train_settings(), progress=report,
+                lease.task.name,
+                ref.name,
+                configs,
+                steps=fidelity.steps,
+                batch_size=fidelity.batch_size,
+                device=device,
+                optimizer_settings=ref.train_settings(),
+                progress=report,
             )
             finished_steps += last_total[0]
             for k, index in enumerate(members):
@@ -127,8 +132,12 @@ class Display:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, log_path=False)
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(), TextColumn("{task.fields[status]}"), console=self.console,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
         )
         self._task: Any = None
 
@@ -230,7 +239,9 @@ class WorkerLoop:
     def run(self) -> WorkerStats:
         """The loop; returns when stopped, or after one lease with `once`."""
         request = LeaseRequest(
-            worker_id=self.worker_id, max_trials=self.max_batch, host=socket.gethostname()[:200],
+            worker_id=self.worker_id,
+            max_trials=self.max_batch,
+            host=socket.gethostname()[:200],
             device=self.device,
         )
         try:
@@ -291,8 +302,9 @@ class WorkerLoop:
             return
         outcomes: list[Outcome] = box["outcomes"]
         if len(outcomes) != len(lease.trials):
-            self._fail(lease, f"trainer returned {len(outcomes)} outcomes for "
-                              f"{len(lease.trials)} trials")
+            self._fail(
+                lease, f"trainer returned {len(outcomes)} outcomes for {len(lease.trials)} trials"
+            )
             return
         for trial, outcome in zip(lease.trials, outcomes, strict=True):
             try:
@@ -366,12 +378,13 @@ def _result(token: str, outcome: Outcome) -> TrialResult:
     """The wire result (non-finite curve points dropped; ValidationError on a bad value)."""
     test = outcome.test_value
     return TrialResult(
-        token=token, value=outcome.value,
+        token=token,
+        value=outcome.value,
         test_value=test if test is not None and math.isfinite(test) else None,
         curve=[v for v in outcome.curve if math.isfinite(v)][:MAX_CURVE],
-        diverged=outcome.diverged, seconds=max(0.0, outcome.seconds),
+        diverged=outcome.diverged,
+        seconds=max(0.0, outcome.seconds),
     )
-
 
 
 def load_trainer(spec: str) -> Trainer:

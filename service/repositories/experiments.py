@@ -20,8 +20,11 @@ def create_experiment(conn: Connection, spec: ExperimentSpec, now: datetime) -> 
     experiment_id = conn.execute(
         Experiment.__table__.insert()
         .values(
-            name=spec.name, state=StudyState.running, task=spec.task.name,
-            spec=spec.model_dump(mode="json"), created_at=now,
+            name=spec.name,
+            state=StudyState.running,
+            task=spec.task.name,
+            spec=spec.model_dump(mode="json"),
+            created_at=now,
         )
         .returning(Experiment.id)
     ).scalar_one()
@@ -44,9 +47,14 @@ def get_experiment(conn: Connection, experiment_id: int) -> ExperimentOut:
     budget = sum(s.budget for s in studies)
     finished = sum(s.finished for s in studies)
     return ExperimentOut(
-        id=row.id, name=row.name, state=row.state, task=row.task,
-        progress=finished / budget if budget else 1.0, studies=studies,
-        report_ready=row.report is not None, created_at=row.created_at,
+        id=row.id,
+        name=row.name,
+        state=row.state,
+        task=row.task,
+        progress=finished / budget if budget else 1.0,
+        studies=studies,
+        report_ready=row.report is not None,
+        created_at=row.created_at,
         spec=ExperimentSpec.model_validate(row.spec),
     )
 
@@ -75,8 +83,7 @@ def grid_tables(conn: Connection, experiment_id: int) -> list[GridTable]:
         diverged = [[False] * len(epsilons) for _ in alphas]
         chance: float | None = None
         for t in conn.execute(
-            select(Trial.i_alpha, Trial.j_eps, Trial.value, Trial.test_value, Trial.diverged)
-            .where(
+            select(Trial.i_alpha, Trial.j_eps, Trial.value, Trial.test_value, Trial.diverged).where(
                 Trial.study_id == study.id,
                 Trial.state.in_(VALUED_STATES),
                 Trial.source_trial_id.is_(None),
@@ -97,9 +104,15 @@ def grid_tables(conn: Connection, experiment_id: int) -> list[GridTable]:
         full_test = None if any(v is None for r in test for v in r) else test
         tables.append(
             GridTable(
-                task=spec.task.name, optimizer=study_spec.optimizer.name,
-                fidelity=spec.fidelity.model_dump(), alphas=alphas, epsilons=epsilons,
-                error=error, test_error=full_test, diverged=diverged, chance=chance,
+                task=spec.task.name,
+                optimizer=study_spec.optimizer.name,
+                fidelity=spec.fidelity.model_dump(),
+                alphas=alphas,
+                epsilons=epsilons,
+                error=error,
+                test_error=full_test,
+                diverged=diverged,
+                chance=chance,
             )
         )
     return tables
@@ -125,8 +138,8 @@ def store_report(
 def delete_experiment(conn: Connection, experiment_id: int) -> None:
     """Delete an experiment, its studies and their trials."""
     _row(conn, experiment_id)
-    for study_id in conn.execute(
-        select(Study.id).where(Study.experiment_id == experiment_id)
-    ).scalars().all():
+    for study_id in (
+        conn.execute(select(Study.id).where(Study.experiment_id == experiment_id)).scalars().all()
+    ):
         delete_study(conn, study_id, force=True)
     conn.execute(delete(Experiment).where(Experiment.id == experiment_id))

@@ -44,10 +44,20 @@ def create_study(
     study_id = conn.execute(
         insert(Study)
         .values(
-            name=spec.name, state=StudyState.running, task=spec.task.name,
-            optimizer=spec.optimizer.name, tuner=spec.tuner.name, spec=spec.model_dump(mode="json"),
-            batch_key=key, budget=spec.budget, seed=seed, n_trained=0, n_asks=0,
-            experiment_id=experiment_id, created_at=now, updated_at=now,
+            name=spec.name,
+            state=StudyState.running,
+            task=spec.task.name,
+            optimizer=spec.optimizer.name,
+            tuner=spec.tuner.name,
+            spec=spec.model_dump(mode="json"),
+            batch_key=key,
+            budget=spec.budget,
+            seed=seed,
+            n_trained=0,
+            n_asks=0,
+            experiment_id=experiment_id,
+            created_at=now,
+            updated_at=now,
         )
         .returning(Study.id)
     ).scalar_one()
@@ -67,9 +77,19 @@ def _queue_grid(
     assert spec.budget is not None
     rows = [
         dict(
-            study_id=study_id, number=n, state=TrialState.queued, alpha=alphas[i],
-            eps=epsilons[j], i_alpha=i, j_eps=j, params={"i_alpha": i, "j_eps": j},
-            tuner_attrs=None, batch_key=key, attempts=0, diverged=False, created_at=now,
+            study_id=study_id,
+            number=n,
+            state=TrialState.queued,
+            alpha=alphas[i],
+            eps=epsilons[j],
+            i_alpha=i,
+            j_eps=j,
+            params={"i_alpha": i, "j_eps": j},
+            tuner_attrs=None,
+            batch_key=key,
+            attempts=0,
+            diverged=False,
+            created_at=now,
         )
         for n, (i, j) in enumerate(points[: spec.budget])
     ]
@@ -114,12 +134,16 @@ def _outs(conn: Connection, rows: list[Row]) -> list[StudyOut]:
         if original and state in FINISHED_TRIAL_STATES:
             finished[study_id] += n
     best_ids = [r.best_trial_id for r in rows if r.best_trial_id is not None]
-    points = {
-        t.id: t
-        for t in conn.execute(
-            select(Trial.id, Trial.alpha, Trial.eps).where(Trial.id.in_(best_ids))
-        ).all()
-    } if best_ids else {}
+    points = (
+        {
+            t.id: t
+            for t in conn.execute(
+                select(Trial.id, Trial.alpha, Trial.eps).where(Trial.id.in_(best_ids))
+            ).all()
+        }
+        if best_ids
+        else {}
+    )
     outs = []
     for r in rows:
         point = points.get(r.best_trial_id)
@@ -130,12 +154,24 @@ def _outs(conn: Connection, rows: list[Row]) -> list[StudyOut]:
             )
         outs.append(
             StudyOut(
-                id=r.id, name=r.name, state=r.state, task=r.task, optimizer=r.optimizer,
-                tuner=r.tuner, budget=r.budget, trained=r.n_trained, finished=finished[r.id],
+                id=r.id,
+                name=r.name,
+                state=r.state,
+                task=r.task,
+                optimizer=r.optimizer,
+                tuner=r.tuner,
+                budget=r.budget,
+                trained=r.n_trained,
+                finished=finished[r.id],
                 progress=min(1.0, finished[r.id] / r.budget) if r.budget else 1.0,
-                counts=counts[r.id], best=best, stop_reason=r.stop_reason,
-                experiment_id=r.experiment_id, created_at=r.created_at, updated_at=r.updated_at,
-                finished_at=r.finished_at, spec=StudySpec.model_validate(r.spec),
+                counts=counts[r.id],
+                best=best,
+                stop_reason=r.stop_reason,
+                experiment_id=r.experiment_id,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                finished_at=r.finished_at,
+                spec=StudySpec.model_validate(r.spec),
             )
         )
     return outs
@@ -208,4 +244,3 @@ def delete_study(conn: Connection, study_id: int, *, force: bool = False) -> Non
     conn.execute(update(Trial).where(Trial.study_id == study_id).values(source_trial_id=None))
     conn.execute(delete(Trial).where(Trial.study_id == study_id))
     conn.execute(delete(Study).where(Study.id == study_id))
-

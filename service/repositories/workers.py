@@ -23,15 +23,23 @@ _NOW = bindparam("now")
 
 def _upsert_worker(insert: Any) -> Any:
     stmt = insert(Worker).values(
-        id=bindparam("worker"), name=bindparam("name"), host=bindparam("host"),
-        device=bindparam("device"), first_seen=_NOW, last_seen=_NOW,
-        leases=bindparam("leases"), trials_leased=bindparam("n"),
+        id=bindparam("worker"),
+        name=bindparam("name"),
+        host=bindparam("host"),
+        device=bindparam("device"),
+        first_seen=_NOW,
+        last_seen=_NOW,
+        leases=bindparam("leases"),
+        trials_leased=bindparam("n"),
     )
     return stmt.on_conflict_do_update(
         index_elements=[Worker.id],
         set_=dict(
-            name=stmt.excluded.name, host=stmt.excluded.host, device=stmt.excluded.device,
-            last_seen=stmt.excluded.last_seen, leases=Worker.leases + stmt.excluded.leases,
+            name=stmt.excluded.name,
+            host=stmt.excluded.host,
+            device=stmt.excluded.device,
+            last_seen=stmt.excluded.last_seen,
+            leases=Worker.leases + stmt.excluded.leases,
             trials_leased=Worker.trials_leased + stmt.excluded.trials_leased,
         ),
     )
@@ -40,9 +48,7 @@ def _upsert_worker(insert: Any) -> Any:
 _UPSERT_WORKER = {"postgresql": _upsert_worker(pg_insert), "sqlite": _upsert_worker(sqlite_insert)}
 
 
-def touch(
-    db: Database, conn: Connection, request: LeaseRequest, now: datetime, n: int
-) -> None:
+def touch(db: Database, conn: Connection, request: LeaseRequest, now: datetime, n: int) -> None:
     """Record that a worker leased `n` trials: its row is written at most once a second per
     API process (its lease counts add up in memory meanwhile)."""
     book = db.state.setdefault("workers", {})
@@ -54,13 +60,16 @@ def touch(
     conn.execute(
         _UPSERT_WORKER[db.dialect],
         {
-            "worker": request.worker_id, "name": request.name, "host": request.host,
-            "device": request.device, "now": now, "leases": entry[0], "n": entry[1],
+            "worker": request.worker_id,
+            "name": request.name,
+            "host": request.host,
+            "device": request.device,
+            "now": now,
+            "leases": entry[0],
+            "n": entry[1],
         },
     )
     entry[:] = [0, 0, time.monotonic() + WORKER_WRITE_SECONDS]
-
-
 
 
 def list_workers(conn: Connection, now: datetime, *, limit: int = 500) -> list[WorkerOut]:
@@ -91,9 +100,16 @@ def list_workers(conn: Connection, now: datetime, *, limit: int = 500) -> list[W
         tally[worker_id]["active"] = n
     return [
         WorkerOut(
-            id=r.id, name=r.name, host=r.host, device=r.device, first_seen=r.first_seen,
-            last_seen=r.last_seen, leases=r.leases, trials_leased=r.trials_leased,
-            active=tally[r.id]["active"], complete=tally[r.id]["complete"],
+            id=r.id,
+            name=r.name,
+            host=r.host,
+            device=r.device,
+            first_seen=r.first_seen,
+            last_seen=r.last_seen,
+            leases=r.leases,
+            trials_leased=r.trials_leased,
+            active=tally[r.id]["active"],
+            complete=tally[r.id]["complete"],
             failed=tally[r.id]["failed"],
         )
         for r in rows

@@ -63,7 +63,8 @@ def get_report(
     if found is None:
         return JSONResponse(  # type: ignore[return-value]
             {"detail": "the report is being computed; ask again in a few seconds"},
-            status_code=202, headers={"Retry-After": "5"},
+            status_code=202,
+            headers={"Retry-After": "5"},
         )
     return found
 

@@ -97,7 +97,11 @@ def list_trials(
     """Trials in number order; `after` (a trial number) pages incrementally."""
     with db.read() as conn:
         return trials.page(
-            conn, study_id, states=[s.value for s in state], after=after, limit=limit,
+            conn,
+            study_id,
+            states=[s.value for s in state],
+            after=after,
+            limit=limit,
             curves=curves,
         )
 

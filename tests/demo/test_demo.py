@@ -26,8 +26,20 @@ def _free_port() -> int:
 
 
 def _demo(data_dir: Path, port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "studies", "demo", "--quick", "--port", str(port),
-            "--data-dir", str(data_dir), "--workers", "1", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "studies",
+        "demo",
+        "--quick",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        "1",
+        *extra,
+    ]
 
 
 def _children_of(data_dir: Path) -> list[int]:
@@ -47,8 +59,13 @@ def _children_of(data_dir: Path) -> list[int]:
 
 def test_quick_demo_prints_the_report_then_a_rerun_resumes(tmp_path: Path) -> None:
     port = _free_port()
-    first = subprocess.run(_demo(tmp_path, port, "--exit"), capture_output=True, text=True,
-                           timeout=600, env={**os.environ, "COLUMNS": "160"})
+    first = subprocess.run(
+        _demo(tmp_path, port, "--exit"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "160"},
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     assert "submitted experiment 1" in first.stdout
     assert "Verdict." in first.stdout and "interaction" in first.stdout
@@ -60,8 +77,9 @@ def test_quick_demo_prints_the_report_then_a_rerun_resumes(tmp_path: Path) -> No
     assert (report_dir / "figure1_heatmaps.png").stat().st_size > 1000
     assert not _children_of(tmp_path), "the demo left processes running"
 
-    again = subprocess.run(_demo(tmp_path, port, "--exit"), capture_output=True, text=True,
-                           timeout=120)
+    again = subprocess.run(
+        _demo(tmp_path, port, "--exit"), capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming experiment 1" in again.stdout and "local worker" not in again.stdout
     assert "Verdict." in again.stdout
@@ -69,8 +87,9 @@ def test_quick_demo_prints_the_report_then_a_rerun_resumes(tmp_path: Path) -> No
 
 def test_ctrl_c_stops_every_process_and_the_rerun_resumes(tmp_path: Path) -> None:
     port = _free_port()
-    demo = subprocess.Popen(_demo(tmp_path, port), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    demo = subprocess.Popen(
+        _demo(tmp_path, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline, finished = time.monotonic() + 120, 0
@@ -97,8 +116,9 @@ def test_ctrl_c_stops_every_process_and_the_rerun_resumes(tmp_path: Path) -> Non
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/healthz", timeout=2)
 
-    rerun = subprocess.run(_demo(tmp_path, port, "--exit"), capture_output=True, text=True,
-                           timeout=600)
+    rerun = subprocess.run(
+        _demo(tmp_path, port, "--exit"), capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "resuming experiment 1" in rerun.stdout and "Verdict." in rerun.stdout
     with sqlite3.connect(tmp_path / "avatune.db") as db:

@@ -48,8 +48,11 @@ def _study(url: str, study_id: int) -> dict[str, Any]:
 
 
 def _leased(url: str, study_id: int) -> list[dict[str, Any]]:
-    page = httpx.get(f"{url}/api/studies/{study_id}/trials",
-                     params={"state": "leased", "limit": 5000}, timeout=10)
+    page = httpx.get(
+        f"{url}/api/studies/{study_id}/trials",
+        params={"state": "leased", "limit": 5000},
+        timeout=10,
+    )
     return page.json()["trials"]
 
 
@@ -62,8 +65,11 @@ def _freeze(worker: subprocess.Popen[bytes], url: str, study_id: int) -> dict[in
     """SIGSTOP a worker; return the trials it holds, with their attempts."""
     worker.send_signal(signal.SIGSTOP)
     time.sleep(0.3)  # let a request it had already sent land before looking
-    return {t["id"]: t["attempts"] for t in _leased(url, study_id)
-            if pid_of(t["worker_id"]) == worker.pid}
+    return {
+        t["id"]: t["attempts"]
+        for t in _leased(url, study_id)
+        if pid_of(t["worker_id"]) == worker.pid
+    }
 
 
 def _expired(url: str, study_id: int, held: dict[int, int], pid: int) -> set[int]:
@@ -73,8 +79,11 @@ def _expired(url: str, study_id: int, held: dict[int, int], pid: int) -> set[int
     return {
         i
         for i, a in held.items()
-        if not (now[i]["state"] in ("complete", "diverged") and now[i]["attempts"] == a
-                and pid_of(now[i]["worker_id"]) == pid)
+        if not (
+            now[i]["state"] in ("complete", "diverged")
+            and now[i]["attempts"] == a
+            and pid_of(now[i]["worker_id"]) == pid
+        )
     }
 
 
@@ -132,8 +141,9 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
     kills = 0
     last_resume = 0.0  # when a frozen worker was last let go
     try:
-        study_id = httpx.post(f"{server.url}/api/studies",
-                              json=grid_study(n_alpha=N_ALPHA, n_eps=N_EPS)).json()["id"]
+        study_id = httpx.post(
+            f"{server.url}/api/studies", json=grid_study(n_alpha=N_ALPHA, n_eps=N_EPS)
+        ).json()["id"]
         started = time.monotonic()
         workers = [new_worker() for _ in range(WORKERS)]
         while (study := _study(server.url, study_id))["state"] != "done":
@@ -145,8 +155,9 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
             time.sleep(rng.uniform(0.8, 2.0))
             killable = [w for w in workers if w.pid not in late]  # frozen ones must report
             if rng.random() < FREEZE_SHARE or (not late and kills >= 2):
-                victim = rng.choice(workers if len(late) < MAX_FROZEN else
-                                    [w for w in workers if w.pid in late])
+                victim = rng.choice(
+                    workers if len(late) < MAX_FROZEN else [w for w in workers if w.pid in late]
+                )
                 held = _freeze(victim, server.url, study_id)
                 time.sleep(rng.uniform(LEASE_SECONDS + 1.0, LEASE_SECONDS + 2.0))
                 victim.send_signal(signal.SIGCONT)  # its lease has expired meanwhile
@@ -196,8 +207,10 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
     attempts = sum(r.attempts for r in rows)
     leased = sum(w.trials_leased for w in worker_rows(postgres_url))
     assert 0 < leased <= attempts
-    print(f"chaos: {n} trials in {seconds:.1f} s, {kills} workers killed holding "
-          f"{len(orphaned)} trials, {len(late)} frozen past their lease holding "
-          f"{sum(map(len, late.values()))} trials ({sum(refused.values())} late results "
-          f"refused), {len(OUTAGE_BANDS)} server outages; {attempts} attempts, at most "
-          f"{max(r.attempts for r in rows)} a trial ({leased} counted by the workers table)")
+    print(
+        f"chaos: {n} trials in {seconds:.1f} s, {kills} workers killed holding "
+        f"{len(orphaned)} trials, {len(late)} frozen past their lease holding "
+        f"{sum(map(len, late.values()))} trials ({sum(refused.values())} late results "
+        f"refused), {len(OUTAGE_BANDS)} server outages; {attempts} attempts, at most "
+        f"{max(r.attempts for r in rows)} a trial ({leased} counted by the workers table)"
+    )

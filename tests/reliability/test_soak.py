@@ -57,11 +57,17 @@ def test_eight_workers_finish_a_10000_trial_grid(
         assert response.status_code == 201, response.text
         study_id = response.json()["id"]
         started = time.monotonic()
-        workers = [start_worker(server.url, max_batch=MAX_BATCH, fake_seconds=k * 1e-4, log=log)
-                   for k in range(WORKERS)]  # ~0 s, unique: tags each worker's results
+        workers = [
+            start_worker(server.url, max_batch=MAX_BATCH, fake_seconds=k * 1e-4, log=log)
+            for k in range(WORKERS)
+        ]  # ~0 s, unique: tags each worker's results
         done = wait_until(
-            lambda: httpx.get(f"{server.url}/api/studies/{study_id}", timeout=30)
-            .json()["state"] == "done", 240, interval=0.5,
+            lambda: (
+                httpx.get(f"{server.url}/api/studies/{study_id}", timeout=30).json()["state"]
+                == "done"
+            ),
+            240,
+            interval=0.5,
         )
         seconds = time.monotonic() - started
         assert done, log.read_text()[-5000:]
@@ -78,6 +84,7 @@ def test_eight_workers_finish_a_10000_trial_grid(
     finally:
         stop_workers(workers)
         _stop(server)
-    print(f"\nsoak ({url.split(':')[0]}): {SIDE * SIDE} trials by {WORKERS} workers in "
-          f"{seconds:.1f} s ({SIDE * SIDE / seconds:.0f} trials/s)")
-
+    print(
+        f"\nsoak ({url.split(':')[0]}): {SIDE * SIDE} trials by {WORKERS} workers in "
+        f"{seconds:.1f} s ({SIDE * SIDE / seconds:.0f} trials/s)"
+    )

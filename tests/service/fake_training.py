@@ -26,7 +26,11 @@ def train(lease: LeaseResponse, progress: ProgressFn) -> list[Outcome]:
         time.sleep(seconds / 10)
         progress(step + 1, 10)
     return [
-        Outcome(value=objective(t.alpha, t.eps), test_value=objective(t.alpha, t.eps) + 0.5,
-                curve=[2.0, 1.5, 1.0], seconds=seconds)
+        Outcome(
+            value=objective(t.alpha, t.eps),
+            test_value=objective(t.alpha, t.eps) + 0.5,
+            curve=[2.0, 1.5, 1.0],
+            seconds=seconds,
+        )
         for t in lease.trials
     ]

@@ -68,8 +68,13 @@ class ThreadServer:
 
     def start(self) -> ThreadServer:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
-            timeout_keep_alive=30, limit_concurrency=200,
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_keep_alive=30,
+            limit_concurrency=200,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -108,8 +113,15 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class ServerProcess:
     """`python -m service serve` in a subprocess."""
 
-    def __init__(self, url: str, *, port: int | None = None, lease_seconds: float = 2.0,
-                 log: Path | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        port: int | None = None,
+        lease_seconds: float = 2.0,
+        log: Path | None = None,
+        workers: int = 1,
+    ) -> None:
         self.db_url = url
         self.workers = workers
         self.port = port or free_port()
@@ -124,11 +136,24 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> ServerProcess:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(self.port),
-             "--db", self.db_url, "--lease-seconds", str(self.lease_seconds),
-             "--workers", str(self.workers)],
-            cwd=ROOT, env=_env({"AVATUNE_IDLE_RETRY_SECONDS": "0.1"}),
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "service",
+                "serve",
+                "--port",
+                str(self.port),
+                "--db",
+                self.db_url,
+                "--lease-seconds",
+                str(self.lease_seconds),
+                "--workers",
+                str(self.workers),
+            ],
+            cwd=ROOT,
+            env=_env({"AVATUNE_IDLE_RETRY_SECONDS": "0.1"}),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -155,20 +180,33 @@ class ServerProcess:
 
 
 def start_worker(
-    server: str, *, max_batch: int = 2, fake: bool = True, fake_seconds: float = 0.02,
+    server: str,
+    *,
+    max_batch: int = 2,
+    fake: bool = True,
+    fake_seconds: float = 0.02,
     log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """An `avatune worker` subprocess (the fake trainer unless `fake` is False)."""
     command = [
-        sys.executable, "-c", "import typer; from workers.cli import worker; typer.run(worker)",
-        "--server", server, "--max-batch", str(max_batch), "--quiet",
+        sys.executable,
+        "-c",
+        "import typer; from workers.cli import worker; typer.run(worker)",
+        "--server",
+        server,
+        "--max-batch",
+        str(max_batch),
+        "--quiet",
     ]
     if fake:
         command += ["--train-function", FAKE_TRAINER]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(
-        command, cwd=ROOT, env=_env({"AVATUNE_FAKE_SECONDS": str(fake_seconds)}),
-        stdout=out, stderr=subprocess.STDOUT,
+        command,
+        cwd=ROOT,
+        env=_env({"AVATUNE_FAKE_SECONDS": str(fake_seconds)}),
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
 
 

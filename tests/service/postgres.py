@@ -77,15 +77,42 @@ class PostgresServer:
         """Create the cluster and start the server; returns self."""
         if self.uid is not None:
             os.chown(self.root, self.uid, self.gid)
-        self._run(self.initdb, "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
-                  "-E", "UTF8", "--no-sync", "--no-instructions")
-        options = " ".join([
-            "-c listen_addresses=127.0.0.1", f"-p {self.port}",
-            f"-c unix_socket_directories={self.root}", "-c fsync=off",
-            "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=300",
-        ])
-        self._run(self.pg_ctl, "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            self.initdb,
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
+        options = " ".join(
+            [
+                "-c listen_addresses=127.0.0.1",
+                f"-p {self.port}",
+                f"-c unix_socket_directories={self.root}",
+                "-c fsync=off",
+                "-c synchronous_commit=off",
+                "-c full_page_writes=off",
+                "-c max_connections=300",
+            ]
+        )
+        self._run(
+            self.pg_ctl,
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         self.started = True
         return self
 
@@ -101,7 +128,10 @@ class PostgresServer:
         while True:
             try:
                 with psycopg.connect(
-                    host="127.0.0.1", port=self.port, user=SUPERUSER, dbname="postgres",
+                    host="127.0.0.1",
+                    port=self.port,
+                    user=SUPERUSER,
+                    dbname="postgres",
                     autocommit=True,
                 ) as conn:
                     conn.execute(sql)
@@ -122,7 +152,8 @@ class PostgresServer:
         if self.started:
             subprocess.run(
                 [*self.prefix, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
-                capture_output=True, timeout=60,
+                capture_output=True,
+                timeout=60,
             )
             self.started = False
         shutil.rmtree(self.root, ignore_errors=True)

@@ -58,8 +58,9 @@ def test_pause_resume_cancel(client: TestClient) -> None:
     assert client.post(f"/api/studies/{sid}/resume").status_code == 409
     # a leased trial of a cancelled study may still report
     trial = lease["trials"][0]
-    ok = client.post(f"/api/trials/{trial['trial_id']}/result",
-                     json={"token": lease["token"], "value": 3.0})
+    ok = client.post(
+        f"/api/trials/{trial['trial_id']}/result", json={"token": lease["token"], "value": 3.0}
+    )
     assert ok.status_code == 200
 
 
@@ -76,12 +77,15 @@ def test_trials_state_filter_and_incremental_after(client: TestClient) -> None:
     sid = client.post("/api/studies", json=grid_study(n_alpha=3, n_eps=3)).json()["id"]
     lease = client.post("/api/leases", json={"worker_id": "w", "max_trials": 4}).json()
     for trial in lease["trials"][:3]:
-        client.post(f"/api/trials/{trial['trial_id']}/result",
-                    json={"token": lease["token"], "value": 1.0, "curve": [3.0, 2.0]})
+        client.post(
+            f"/api/trials/{trial['trial_id']}/result",
+            json={"token": lease["token"], "value": 1.0, "curve": [3.0, 2.0]},
+        )
     page = client.get(f"/api/studies/{sid}/trials", params={"state": "complete"}).json()
     assert len(page["trials"]) == 3 and page["trials"][0]["curve"] is None
-    both = client.get(f"/api/studies/{sid}/trials",
-                      params={"state": ["complete", "leased"], "curves": True}).json()
+    both = client.get(
+        f"/api/studies/{sid}/trials", params={"state": ["complete", "leased"], "curves": True}
+    ).json()
     assert len(both["trials"]) == 4
     assert next(t["curve"] for t in both["trials"] if t["state"] == "complete") == [3.0, 2.0]
     numbers: list[int] = []
@@ -140,9 +144,12 @@ def test_experiment_progress_and_report(
 
     monkeypatch.setattr(reports, "build_metrics", flaky_metrics)
     spec = {
-        "name": "exp", "task": "mnist1d-mlp", "optimizers": ["adam", "adabelief"],
+        "name": "exp",
+        "task": "mnist1d-mlp",
+        "optimizers": ["adam", "adabelief"],
         "space": {"alphas": [1e-3, 1e-2], "epsilons": [1e-8, 1e-4, 1.0]},
-        "fidelity": {"steps": 5}, "replay": {"tuners": ["random"], "seeds": 3},
+        "fidelity": {"steps": 5},
+        "replay": {"tuners": ["random"], "seeds": 3},
     }
     response = client.post("/api/experiments", json=spec)
     assert response.status_code == 201, response.text
@@ -173,10 +180,13 @@ def test_experiment_progress_and_report(
 
 def test_workers_health_metrics(client: TestClient) -> None:
     client.post("/api/studies", json=grid_study(n_alpha=1, n_eps=2))
-    lease = client.post("/api/leases", json={"worker_id": "box-1", "max_trials": 1,
-                                             "device": "cpu", "host": "box"}).json()
-    client.post(f"/api/trials/{lease['trials'][0]['trial_id']}/heartbeat",
-                json={"token": lease["token"], "done": 5, "total": 10})
+    lease = client.post(
+        "/api/leases", json={"worker_id": "box-1", "max_trials": 1, "device": "cpu", "host": "box"}
+    ).json()
+    client.post(
+        f"/api/trials/{lease['trials'][0]['trial_id']}/heartbeat",
+        json={"token": lease["token"], "done": 5, "total": 10},
+    )
     workers = client.get("/api/workers").json()
     assert workers[0]["id"] == "box-1" and workers[0]["active"] == 1
     assert workers[0]["device"] == "cpu" and workers[0]["trials_leased"] == 1

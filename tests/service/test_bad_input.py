@@ -46,8 +46,12 @@ BAD_STUDIES = {
     "budget over grid": (_study(budget=100), "exceeds the 9 points"),
     "budget too large": (_study(tuner="tpe", budget=10**6), "less than or equal"),
     "grid too large": (
-        _study(space={"alphas": [float(i + 1) for i in range(200)],
-                      "epsilons": [float(i + 1) for i in range(200)]}),
+        _study(
+            space={
+                "alphas": [float(i + 1) for i in range(200)],
+                "epsilons": [float(i + 1) for i in range(200)],
+            }
+        ),
         "grid too large",
     ),
     "unsorted grid": (_study(space={"alphas": [1.0, 0.1], "epsilons": [1.0]}), "increasing"),
@@ -89,13 +93,19 @@ def test_bad_results(client: TestClient, leased: dict[str, Any]) -> None:
     path = f"/api/trials/{trial_id}/result"
     nan = client.post(path, content=NAN_BODY % token, headers={"Content-Type": "application/json"})
     assert nan.status_code == 422 and "finite" in nan.text
-    inf = client.post(path, content=NAN_BODY.replace("NaN", "Infinity") % token,
-                      headers={"Content-Type": "application/json"})
+    inf = client.post(
+        path,
+        content=NAN_BODY.replace("NaN", "Infinity") % token,
+        headers={"Content-Type": "application/json"},
+    )
     assert inf.status_code == 422
     curve = client.post(path, json={"token": token, "value": 1.0, "curve": [1.0] * 1001})
     assert curve.status_code == 422 and "1000" in curve.text
-    bad_curve = client.post(path, content=f'{{"token": "{token}", "value": 1, "curve": [1, NaN]}}',
-                            headers={"Content-Type": "application/json"})
+    bad_curve = client.post(
+        path,
+        content=f'{{"token": "{token}", "value": 1, "curve": [1, NaN]}}',
+        headers={"Content-Type": "application/json"},
+    )
     assert bad_curve.status_code == 422
     assert client.post(path, json={"token": token, "value": "low"}).status_code == 422
     assert client.post(path, json={"token": "short", "value": 1.0}).status_code == 422
@@ -121,8 +131,12 @@ def test_bad_ids_and_queries(client: TestClient) -> None:
     assert client.post("/api/leases", json={"worker_id": "w", "max_trials": 0}).status_code == 422
     bad_worker = client.post("/api/leases", json={"worker_id": "bad id!", "max_trials": 1})
     assert bad_worker.status_code == 422
-    assert client.post("/api/leases", content=b"not json",
-                       headers={"Content-Type": "application/json"}).status_code == 422
+    assert (
+        client.post(
+            "/api/leases", content=b"not json", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 422
+    )
     assert client.post("/api/studies/1/nap").status_code in (404, 405)
 
 

@@ -71,9 +71,7 @@ def test_study_create_list_show(app: typer.Typer, sqlite_url: str, tmp_path: Pat
         assert missing.exit_code == 1 and "404" in missing.output
 
 
-def test_experiment_create_from_a_builtin_spec(
-    app: typer.Typer, sqlite_url: str
-) -> None:
+def test_experiment_create_from_a_builtin_spec(app: typer.Typer, sqlite_url: str) -> None:
     from studies.specs import SPECS_DIR
 
     runner = CliRunner()

@@ -65,8 +65,9 @@ def test_every_trial_is_leased_once_and_completed(database_url: str) -> None:
         for thread in threads:
             thread.join(timeout=300)
         study = httpx.get(f"{server.url}/api/studies/{study_id}").json()
-        trials = httpx.get(f"{server.url}/api/studies/{study_id}/trials",
-                           params={"limit": 5000}).json()["trials"]
+        trials = httpx.get(
+            f"{server.url}/api/studies/{study_id}/trials", params={"limit": 5000}
+        ).json()["trials"]
     assert not errors, errors[:5]
     repeats = [trial for trial, n in Counter(leased).items() if n > 1]
     assert not repeats and len(leased) == N_ALPHA * N_EPS

@@ -18,10 +18,21 @@ pytestmark = pytest.mark.slow
 STEPS = 50
 
 
-def _spec(name: str, optimizer: str, space: dict[str, Any], tuner: dict[str, Any],
-          budget: int | None = None) -> dict[str, Any]:
-    spec = {"name": name, "task": "mnist1d-mlp", "optimizer": optimizer, "space": space,
-            "tuner": tuner, "fidelity": {"steps": STEPS}}
+def _spec(
+    name: str,
+    optimizer: str,
+    space: dict[str, Any],
+    tuner: dict[str, Any],
+    budget: int | None = None,
+) -> dict[str, Any]:
+    spec = {
+        "name": name,
+        "task": "mnist1d-mlp",
+        "optimizer": optimizer,
+        "space": space,
+        "tuner": tuner,
+        "fidelity": {"steps": STEPS},
+    }
     return spec | ({"budget": budget} if budget else {})
 
 
@@ -33,16 +44,25 @@ def test_grid_tpe_and_quick_experiment(sqlite_url: str, tmp_path: Path) -> None:
     quick["fidelity"]["steps"] = STEPS
     with ServerProcess(sqlite_url, lease_seconds=60, log=log) as server:
         post = lambda path, body: httpx.post(f"{server.url}{path}", json=body, timeout=60)  # noqa: E731
-        grid = post("/api/studies", _spec(
-            "grid", "adam", {"alphas": [1e-3, 1e-2, 1e-1], "epsilons": [1e-8, 1e-4, 1.0]},
-            {"name": "grid", "seed": 0}))
-        tpe = post("/api/studies", _spec("tpe", "avagrad", {"grid": "coarse"},
-                                         {"name": "tpe", "seed": 0}, budget=8))
+        grid = post(
+            "/api/studies",
+            _spec(
+                "grid",
+                "adam",
+                {"alphas": [1e-3, 1e-2, 1e-1], "epsilons": [1e-8, 1e-4, 1.0]},
+                {"name": "grid", "seed": 0},
+            ),
+        )
+        tpe = post(
+            "/api/studies",
+            _spec("tpe", "avagrad", {"grid": "coarse"}, {"name": "tpe", "seed": 0}, budget=8),
+        )
         experiment = post("/api/experiments", quick)
         for response in (grid, tpe, experiment):
             assert response.status_code == 201, response.text
         workers = [start_worker(server.url, max_batch=32, fake=False, log=log) for _ in range(2)]
         try:
+
             def state(path: str) -> str:
                 return httpx.get(f"{server.url}{path}", timeout=30).json()["state"]
 
@@ -68,8 +88,9 @@ def test_grid_tpe_and_quick_experiment(sqlite_url: str, tmp_path: Path) -> None:
         tpe_study = httpx.get(f"{server.url}{studies[1]}").json()
     assert codes == [0, 0]
     assert len(grid_trials) == 9
-    assert all(0 <= t["value"] <= 100 and t["state"] in ("complete", "diverged")
-               for t in grid_trials)
+    assert all(
+        0 <= t["value"] <= 100 and t["state"] in ("complete", "diverged") for t in grid_trials
+    )
     assert tpe_study["trained"] == 8 and tpe_study["best"]["value"] < 90
     assert report.status_code == 200, report.text[:2000]
     body = report.json()

@@ -42,8 +42,9 @@ def test_sigkilled_worker_trials_are_leased_again_and_completed(
 ) -> None:
     log = tmp_path / "log.txt"
     with ServerProcess(sqlite_url, lease_seconds=2.0, log=log) as server:
-        study_id = httpx.post(f"{server.url}/api/studies",
-                              json=grid_study(n_alpha=3, n_eps=4)).json()["id"]
+        study_id = httpx.post(
+            f"{server.url}/api/studies", json=grid_study(n_alpha=3, n_eps=4)
+        ).json()["id"]
         doomed = start_worker(server.url, max_batch=3, fake_seconds=30, log=log)
         survivor = None
         try:
@@ -77,10 +78,12 @@ def test_server_restart_mid_study_loses_and_duplicates_nothing(
     server = ServerProcess(sqlite_url, lease_seconds=2.0, log=log).start()
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        study_id = httpx.post(f"{server.url}/api/studies",
-                              json=grid_study(n_alpha=5, n_eps=5)).json()["id"]
-        workers = [start_worker(server.url, max_batch=2, fake_seconds=0.3, log=log)
-                   for _ in range(2)]
+        study_id = httpx.post(
+            f"{server.url}/api/studies", json=grid_study(n_alpha=5, n_eps=5)
+        ).json()["id"]
+        workers = [
+            start_worker(server.url, max_batch=2, fake_seconds=0.3, log=log) for _ in range(2)
+        ]
         assert wait_until(
             lambda: _get(server, f"/api/studies/{study_id}")["counts"].get("complete", 0) >= 6,
             60,

@@ -28,8 +28,9 @@ def lease(client: TestClient, k: int = 1, worker: str = "w") -> dict[str, Any]:
 
 def report(client: TestClient, got: dict[str, Any], index: int = 0, **body: Any) -> Any:
     trial = got["trials"][index]["trial_id"]
-    return client.post(f"/api/trials/{trial}/result",
-                       json={"token": got["token"], "value": 1.0} | body)
+    return client.post(
+        f"/api/trials/{trial}/result", json={"token": got["token"], "value": 1.0} | body
+    )
 
 
 def trials(client: TestClient, study_id: int) -> list[dict[str, Any]]:
@@ -52,8 +53,9 @@ def test_leases_hand_out_each_trial_once_with_task_and_fidelity(client: TestClie
 def test_a_lease_never_mixes_tasks_or_fidelities(client: TestClient) -> None:
     client.post("/api/studies", json=grid_study("a", n_alpha=1, n_eps=2, steps=10))
     client.post("/api/studies", json=grid_study("b", n_alpha=1, n_eps=2, steps=20))
-    client.post("/api/studies", json=grid_study("c", n_alpha=1, n_eps=2, steps=10,
-                                                optimizer="avagrad"))
+    client.post(
+        "/api/studies", json=grid_study("c", n_alpha=1, n_eps=2, steps=10, optimizer="avagrad")
+    )
     got = lease(client, 10)
     assert got["fidelity"]["steps"] == 10 and len(got["trials"]) == 4
     assert {t["optimizer"]["name"] for t in got["trials"]} == {"adam", "avagrad"}
@@ -106,8 +108,10 @@ def test_heartbeats_keep_a_lease_alive(client: TestClient) -> None:
     trial_id = got["trials"][0]["trial_id"]
     for done in (1, 2, 3):
         time.sleep(LEASE / 2)
-        beat = client.post(f"/api/trials/{trial_id}/heartbeat",
-                           json={"token": got["token"], "done": done, "total": 3})
+        beat = client.post(
+            f"/api/trials/{trial_id}/heartbeat",
+            json={"token": got["token"], "done": done, "total": 3},
+        )
         assert beat.status_code == 200 and beat.json()["trials"] == 2
     assert {t["progress_done"] for t in trials(client, 1)} == {3}
     assert report(client, got, 0).status_code == 200
@@ -120,17 +124,23 @@ def test_release_and_failure(client: TestClient) -> None:
     client.post("/api/studies", json=grid_study(n_alpha=1, n_eps=1))
     got = lease(client)
     trial_id = got["trials"][0]["trial_id"]
-    released = client.post(f"/api/trials/{trial_id}/failure",
-                           json={"token": got["token"], "release": True, "error": "stopping"})
+    released = client.post(
+        f"/api/trials/{trial_id}/failure",
+        json={"token": got["token"], "release": True, "error": "stopping"},
+    )
     assert released.json()["state"] == "queued"
     assert trials(client, 1)[0]["attempts"] == 0
     got = lease(client)
-    failed = client.post(f"/api/trials/{trial_id}/failure",
-                         json={"token": got["token"], "error": "CUDA out of memory"})
+    failed = client.post(
+        f"/api/trials/{trial_id}/failure",
+        json={"token": got["token"], "error": "CUDA out of memory"},
+    )
     assert failed.json()["state"] == "queued"  # attempt 1 of 2
     got = lease(client)
-    failed = client.post(f"/api/trials/{trial_id}/failure",
-                         json={"token": got["token"], "error": "CUDA out of memory"})
+    failed = client.post(
+        f"/api/trials/{trial_id}/failure",
+        json={"token": got["token"], "error": "CUDA out of memory"},
+    )
     assert failed.json()["state"] == "failed"
     trial = trials(client, 1)[0]
     assert trial["error"] == "CUDA out of memory" and trial["attempts"] == 2

@@ -45,8 +45,13 @@ def test_bounds_map_log10_params_into_the_box() -> None:
         ({"tuner": "hyperband"}, "choose one of: grid, random"),
         ({"space": {"alphas": [1e-3, -1], "epsilons": [1]}}, "must be > 0"),
         ({"space": {"alphas": [math.nan], "epsilons": [1]}}, "finite"),
-        ({"space": {"alpha": {"low": 1, "high": 0.1}, "eps": {"low": 1e-8, "high": 1}},
-          "tuner": "tpe"}, "swap them"),
+        (
+            {
+                "space": {"alpha": {"low": 1, "high": 0.1}, "eps": {"low": 1e-8, "high": 1}},
+                "tuner": "tpe",
+            },
+            "swap them",
+        ),
         ({"budget": 500}, "lower the budget"),
         ({"space": {"alphas": [1.0] * 2, "epsilons": [1.0]}}, "strictly increasing"),
         ({"optimizer": {"name": "sgd", "betas": [0.9, 0.99]}}, "sgd has no betas"),

@@ -22,8 +22,9 @@ def _step(client: TestClient, n: int) -> None:
         got = client.post("/api/leases", json={"worker_id": "w", "max_trials": 1}).json()
         trial = got["trials"][0]
         value = objective(trial["alpha"], trial["eps"])
-        ok = client.post(f"/api/trials/{trial['trial_id']}/result",
-                         json={"token": got["token"], "value": value})
+        ok = client.post(
+            f"/api/trials/{trial['trial_id']}/result", json={"token": got["token"], "value": value}
+        )
         assert ok.status_code == 200
 
 

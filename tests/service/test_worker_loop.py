@@ -140,8 +140,9 @@ def test_an_invalid_result_becomes_a_failure(server: ThreadServer) -> None:
 
     stats = make_loop(server.url, nan, max_batch=2, once=True).run()
     assert stats.delivered == 1 and stats.failed == 1
-    trials = {t["state"]: t for t in get(server.url, f"/api/studies/{sid}/trials?curves=true")
-              ["trials"]}
+    trials = {
+        t["state"]: t for t in get(server.url, f"/api/studies/{sid}/trials?curves=true")["trials"]
+    }
     assert "invalid" in trials["queued"]["error"] and trials["complete"]["curve"] == [1.0]
 
 

@@ -132,7 +132,9 @@ def stacked_leaves(
     """`configs` copies of each initial tensor, stacked on a leading config dimension, as
     leaves that autograd differentiates."""
     return [
-        p.to(device=device, dtype=dtype).unsqueeze(0).repeat(configs, *[1] * p.dim())
+        p.to(device=device, dtype=dtype)
+        .unsqueeze(0)
+        .repeat(configs, *[1] * p.dim())
         .requires_grad_()
         for p in init
     ]
