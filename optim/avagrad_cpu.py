@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from optim import native
-from optim._foreach import is_zero
+from optim._foreach import is_zero, per_config_values
 
 ITEM_ELEMENTS = 1 << 15  # 128 KiB of float32 per item: small enough to balance threads
 
@@ -71,7 +71,8 @@ def _plan(shapes: tuple[tuple[int, ...], ...]) -> tuple[ctypes.Array, Tensor]:
 
 
 def _per_config(value: float | Tensor, configs: int) -> Tensor:
-    return torch.as_tensor(value, dtype=torch.float64).reshape(-1).expand(configs).contiguous()
+    """One float64 per config, for the C loop to index."""
+    return torch.tensor(per_config_values(value, configs), dtype=torch.float64)
 
 
 def _pointers(tensors: list[Tensor]) -> ctypes.Array:
