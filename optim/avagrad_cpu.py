@@ -18,6 +18,7 @@ from torch import Tensor
 from optim import native
 from optim._foreach import is_zero, per_config_values
 
+SOURCE = "avagrad_cpu.c"  # built by optim.native
 ITEM_ELEMENTS = 1 << 15  # 128 KiB of float32 per item: small enough to balance threads
 
 
@@ -41,7 +42,7 @@ class _Hyper(ctypes.Structure):
 
 
 def _library() -> ctypes.CDLL | None:
-    return native.load("avagrad_cpu.c")
+    return native.load(SOURCE)
 
 
 def supports(*lists: list[Tensor]) -> bool:

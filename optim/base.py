@@ -24,10 +24,10 @@ HYPERPARAMETERS = ("lr", "eps", "weight_decay")
 class RuleOptimizer(Optimizer):
     """Base class: subclasses name their state buffers and implement `_update`.
 
-    ``fused=True`` runs the rule through ``torch.compile`` (official AvaGrad on CPU runs a
-    hand-written one-pass C loop instead, see `optim.avagrad_cpu`). Every value that changes
-    from step to step (step count, scheduled learning rate) is passed as a tensor, so the
-    step compiles once and is reused.
+    ``fused=True`` runs the rule through ``torch.compile``, except on CPU where a one-pass
+    kernel exists (official AvaGrad: the C loop of `optim.avagrad_cpu`; Adam: torch's fused
+    kernel). Every value that changes from step to step (step count, scheduled learning
+    rate) is passed as a tensor, so the step compiles once and is reused.
     """
 
     state_keys: ClassVar[tuple[str, ...]] = ()

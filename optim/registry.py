@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optim import native
+from optim import avagrad_cpu, native
 from optim._foreach import HParam
 from optim.adabelief import AdaBelief
 from optim.adam import StackedAdam
@@ -137,7 +137,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             0.1,
             _ours(AvaGrad),
             _ours(AvaGrad),
-            cpu_kernel="avagrad_cpu.c",
+            cpu_kernel=avagrad_cpu.SOURCE,
         ),
         OptimizerInfo(
             "avagradw",
@@ -147,7 +147,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             0.1,
             _ours(AvaGradW),
             _ours(AvaGradW),
-            cpu_kernel="avagrad_cpu.c",
+            cpu_kernel=avagrad_cpu.SOURCE,
         ),
         OptimizerInfo(
             "delayed_adam",
@@ -157,7 +157,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             1e-8,
             _ours(DelayedAdam),
             _ours(DelayedAdam),
-            cpu_kernel="avagrad_cpu.c",
+            cpu_kernel=avagrad_cpu.SOURCE,
         ),
         OptimizerInfo(
             "adabelief",

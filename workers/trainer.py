@@ -110,7 +110,8 @@ def _optimizer(
 ) -> tuple[Any, Tensor | float]:
     """The optimizer over the model's parameters, and the base learning rate(s)."""
     settings = {**run.task.optimizer_defaults(run.optimizer), **run.settings}
-    settings["fused"] = run.device.type == "cpu" and one_pass_on_cpu(run.optimizer, settings)
+    one_pass = run.device.type == "cpu" and one_pass_on_cpu(run.optimizer, settings)
+    settings.setdefault("fused", one_pass)  # an explicit setting wins
     configs = [run.configs[i] for i in members]
     if not model.stacked:
         lr = configs[0].lr
