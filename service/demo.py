@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,7 +29,7 @@ from rich.progress import (
 
 from service.demo_summary import summary
 from service.local_fleet import LocalFleet, default_devices
-from studies.specs import ExperimentSpec, builtin_spec
+from studies.specs import ExperimentSpec, builtin_spec, load_spec
 from studies.table import GridTable
 
 console = Console()
@@ -125,12 +126,32 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def demo_spec(spec: str | None, quick: bool) -> ExperimentSpec:
+    """The experiment the demo runs: `spec` (a built-in name or a file), else the paper's or
+    the quick one. Raises ValueError saying what to change."""
+    if spec is not None and quick:
+        raise ValueError("give --quick or --spec, not both")
+    name = spec or ("quick-mnist1d" if quick else "paper-mnist1d")
+    path = Path(name)
+    try:
+        loaded = load_spec(path) if path.is_file() else builtin_spec(name)
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read {name}: {error}") from None
+    if not isinstance(loaded, ExperimentSpec):
+        raise ValueError(f"{name} is a study spec; the demo runs experiments (kind: experiment)")
+    return loaded
+
+
 def run_demo(
-    *, quick: bool, exit_when_done: bool, workers: int | None, host: str, port: int, data_dir: Path
+    spec: ExperimentSpec,
+    *,
+    exit_when_done: bool,
+    workers: int | None,
+    host: str,
+    port: int,
+    data_dir: Path,
 ) -> None:
     """Everything `avatune demo` does; every child process is stopped on the way out."""
-    spec = builtin_spec("quick-mnist1d" if quick else "paper-mnist1d")
-    assert isinstance(spec, ExperimentSpec)
     data_dir = data_dir.resolve()
     database_url = f"sqlite:///{data_dir / 'avatune.db'}"
     env = {"AVATUNE_DATA_DIR": str(data_dir), "AVATUNE_LEASE_SECONDS": str(LEASE_SECONDS)}
@@ -177,6 +198,11 @@ def run_demo(
 
 def demo(
     quick: bool = typer.Option(False, help="The quick spec (coarse 11×11 grids, 200 steps)."),
+    spec: str = typer.Option(
+        None,
+        help="Another experiment: a built-in spec's name (studies/specs, e.g. "
+        "paper-mnist1d-l2) or a spec file.",
+    ),
     exit_when_done: bool = typer.Option(
         False, "--exit", help="Stop once the report is printed instead of serving the dashboard."
     ),
@@ -191,8 +217,13 @@ def demo(
 ) -> None:
     """Run the paper's Adam-vs-AvaGrad experiment locally and print the separability report."""
     try:
+        experiment = demo_spec(spec, quick)
+    except ValueError as error:
+        console.print(f"[red]demo[/]: {error}")
+        raise typer.Exit(2) from None
+    try:
         run_demo(
-            quick=quick,
+            experiment,
             exit_when_done=exit_when_done,
             workers=workers,
             host=host,

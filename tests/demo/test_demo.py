@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from studies.specs import SPECS_DIR
+
 pytestmark = pytest.mark.slow
 
 
@@ -25,13 +27,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _demo(data_dir: Path, port: int, *extra: str) -> list[str]:
+def _demo(
+    data_dir: Path, port: int, *extra: str, spec: tuple[str, ...] = ("--quick",)
+) -> list[str]:
     return [
         sys.executable,
         "-m",
         "studies",
         "demo",
-        "--quick",
+        *spec,
         "--port",
         str(port),
         "--data-dir",
@@ -77,8 +81,11 @@ def test_quick_demo_prints_the_report_then_a_rerun_resumes(tmp_path: Path) -> No
     assert (report_dir / "figure1_heatmaps.png").stat().st_size > 1000
     assert not _children_of(tmp_path), "the demo left processes running"
 
-    again = subprocess.run(
-        _demo(tmp_path, port, "--exit"), capture_output=True, text=True, timeout=120
+    again = subprocess.run(  # the same experiment named by its spec file resumes too
+        _demo(tmp_path, port, "--exit", spec=("--spec", str(SPECS_DIR / "quick-mnist1d.yaml"))),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming experiment 1" in again.stdout and "local worker" not in again.stdout

@@ -38,6 +38,29 @@ def test_serve_refuses_a_public_host_without_a_token(
     assert result.exit_code == 2 and "without a token" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--spec", "nope"], "no built-in spec 'nope'; choose one of"),
+        (["--spec", "quick-mnist1d", "--quick"], "give --quick or --spec, not both"),
+        (["--spec", "{study}"], "is a study spec; the demo runs experiments"),
+        (["--spec", "{broken}"], "cannot read"),
+    ],
+)
+def test_demo_refuses_a_spec_it_cannot_run(
+    app: typer.Typer, tmp_path: Path, args: list[str], message: str
+) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(grid_study("one-study")))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed")
+    args = [a.format(study=study, broken=broken) for a in args]
+    result = CliRunner().invoke(app, ["demo", *args, "--data-dir", str(tmp_path / "d")])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "d").exists(), "nothing starts before the spec is accepted"
+
+
 def test_db_upgrade_creates_the_schema(app: typer.Typer, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     result = CliRunner().invoke(app, ["db", "upgrade", "--db", url])

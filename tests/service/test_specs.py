@@ -84,6 +84,10 @@ def test_builtin_specs() -> None:
     adam_eps = studies["adam"].space.grid_axes()[1]
     adabelief_eps = studies["adabelief"].space.grid_axes()[1]
     assert adabelief_eps == pytest.approx([e * 1e-8 for e in adam_eps])
+    decayed = builtin_spec("paper-mnist1d-l2")
+    assert isinstance(decayed, ExperimentSpec) and decayed.space.grid == "paper"
+    settings = {s.optimizer.name: s.optimizer.train_settings() for s in decayed.study_specs()}
+    assert settings == {n: {"weight_decay": 2e-3} for n in ("adam", "avagrad")}
     quick = builtin_spec("quick-mnist1d")
     assert isinstance(quick, ExperimentSpec) and quick.space.size == 121
     assert quick.fidelity.steps is not None and quick.fidelity.steps <= 500
