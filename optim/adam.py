@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from optim import _foreach as F
+from optim import adam_cpu
 from optim.base import RuleOptimizer
 
 
@@ -27,33 +28,26 @@ def adam(
     decoupled: bool = False,
     fused: bool = False,
 ) -> None:
-    """torch.optim.Adam's rule (ε outside the root); `decoupled` gives AdamW, buffers AMSGrad."""
-    if fused and all(p.device.type == "cpu" for p in params):
-        # One pass on CPU: torch's fused Adam kernel, once per config over its views.
-        configs = params[0].shape[0]
-        lrs, epss, decays = (F.per_config_values(v, configs) for v in (lr, eps, weight_decay))
-        steps = [torch.tensor(float(step))] * len(params)
-        lists = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or [])
-        kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-        for c in range(configs):
-            kernel(
-                *([t[c] for t in ts] for ts in lists),
-                steps,
-                amsgrad=max_exp_avg_sqs is not None,
-                lr=lrs[c],
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=decays[c],
-                eps=epss[c],
-                maximize=False,
-            )
+    """torch.optim.Adam's rule (ε outside the root); `decoupled` gives AdamW, buffers AMSGrad.
+
+    ``fused`` on CPU takes one pass: the C loop of `optim.adam_cpu`, or, for AMSGrad and
+    without a C compiler, torch's fused kernel once per config.
+    """
+    lists = (params, grads, exp_avgs, exp_avg_sqs)
+    on_cpu = fused and all(p.device.type == "cpu" for p in params)
+    if on_cpu and (max_exp_avg_sqs is not None or not adam_cpu.supports(*lists)):
+        _torch_fused_per_config(
+            [*lists, max_exp_avg_sqs or []],
+            step=step,
+            lr=lr,
+            eps=eps,
+            weight_decay=weight_decay,
+            beta1=beta1,
+            beta2=beta2,
+            decoupled=decoupled,
+        )
         return
-    F.fusable(_adam_elementwise, fused)(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        max_exp_avg_sqs,
+    hyper = dict(
         step_size=lr / (1 - beta1**step),
         bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
         eps=eps,
@@ -62,6 +56,41 @@ def adam(
         beta1=beta1,
         beta2=beta2,
     )
+    if on_cpu:
+        adam_cpu.adam_step(*lists, **hyper)
+    else:
+        F.fusable(_adam_elementwise, fused)(*lists, max_exp_avg_sqs, **hyper)
+
+
+def _torch_fused_per_config(
+    lists: list[list[Tensor]],
+    *,
+    step: F.Step,
+    lr: F.HParam,
+    eps: F.HParam,
+    weight_decay: F.HParam,
+    beta1: float,
+    beta2: float,
+    decoupled: bool,
+) -> None:
+    """torch's fused Adam kernel once per config over its views; `lists` ends with AMSGrad's
+    buffers (empty without)."""
+    configs = lists[0][0].shape[0]
+    lrs, epss, decays = (F.per_config_values(v, configs) for v in (lr, eps, weight_decay))
+    steps = [torch.tensor(float(step))] * len(lists[0])
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    for c in range(configs):
+        kernel(
+            *([t[c] for t in ts] for ts in lists),
+            steps,
+            amsgrad=bool(lists[-1]),
+            lr=lrs[c],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=decays[c],
+            eps=epss[c],
+            maximize=False,
+        )
 
 
 def _adam_elementwise(

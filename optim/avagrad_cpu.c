@@ -9,14 +9,8 @@
  * number of threads.
  */
 #include <math.h>
-#include <stdint.h>
 
-typedef struct {
-    int64_t tensor; /* index into the pointer tables */
-    int64_t config; /* index into the per-config hyperparameters */
-    int64_t begin;  /* element range inside the tensor */
-    int64_t end;
-} Item;
+#include "cpu_items.h"
 
 typedef struct {
     const double *step_size; /* gamma * lr / (1 - beta1^t), per config */

@@ -9,21 +9,14 @@ writes each element once, like torch's fused Adam. It takes the same arguments a
 from __future__ import annotations
 
 import ctypes
-import math
-from functools import cache
 
 import torch
 from torch import Tensor
 
-from optim import native
-from optim._foreach import is_zero, per_config_values
+from optim import cpu_items, native
+from optim._foreach import is_zero
 
 SOURCE = "avagrad_cpu.c"  # built by optim.native
-ITEM_ELEMENTS = 1 << 15  # 128 KiB of float32 per item: small enough to balance threads
-
-
-class _Item(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int64) for name in ("tensor", "config", "begin", "end")]
 
 
 class _Hyper(ctypes.Structure):
@@ -41,43 +34,9 @@ class _Hyper(ctypes.Structure):
     ]
 
 
-def _library() -> ctypes.CDLL | None:
-    return native.load(SOURCE)
-
-
 def supports(*lists: list[Tensor]) -> bool:
-    """True when every tensor is a contiguous CPU float32/float64 tensor of one dtype."""
-    dtype = lists[0][0].dtype
-    if dtype not in (torch.float32, torch.float64):
-        return False
-    for tensors in lists:
-        for t in tensors:
-            if t.device.type != "cpu" or t.dtype != dtype or not t.is_contiguous():
-                return False
-    return _library() is not None
-
-
-@cache
-def _plan(shapes: tuple[tuple[int, ...], ...]) -> tuple[ctypes.Array, Tensor]:
-    """Work items for these stacked shapes, and each item's config."""
-    items: list[_Item] = []
-    for index, shape in enumerate(shapes):
-        per_config = math.prod(shape[1:])
-        for config in range(shape[0]):
-            start, stop = config * per_config, (config + 1) * per_config
-            for begin in range(start, stop, ITEM_ELEMENTS):
-                items.append(_Item(index, config, begin, min(begin + ITEM_ELEMENTS, stop)))
-    configs_of = torch.tensor([item.config for item in items], dtype=torch.long)
-    return (_Item * len(items))(*items), configs_of
-
-
-def _per_config(value: float | Tensor, configs: int) -> Tensor:
-    """One float64 per config, for the C loop to index."""
-    return torch.tensor(per_config_values(value, configs), dtype=torch.float64)
-
-
-def _pointers(tensors: list[Tensor]) -> ctypes.Array:
-    return (ctypes.c_void_p * len(tensors))(*[t.data_ptr() for t in tensors])
+    """True when the C loop built and can take these tensors (`cpu_items.supports`)."""
+    return cpu_items.supports(SOURCE, *lists)
 
 
 def avagrad_step(
@@ -98,18 +57,18 @@ def avagrad_step(
     normalise: bool,
 ) -> Tensor | None:
     """One official AvaGrad step in place; returns Σ q⁻² per config (None if not normalising)."""
-    library = _library()
+    library = native.load(SOURCE)
     assert library is not None, "call supports() first"
     configs = params[0].shape[0]
-    table, configs_of = _plan(tuple(tuple(p.shape) for p in params))
+    table, configs_of = cpu_items.items_for(params)
     keep = {
-        "step_size": _per_config(step_size, configs),
-        "eps": _per_config(eps, configs),
-        "l2": None if is_zero(l2) else _per_config(l2, configs),
-        "decay": None if decay is None else _per_config(decay, configs),
+        "step_size": cpu_items.per_config(step_size, configs),
+        "eps": cpu_items.per_config(eps, configs),
+        "l2": None if is_zero(l2) else cpu_items.per_config(l2, configs),
+        "decay": None if decay is None else cpu_items.per_config(decay, configs),
     }
     hyper = _Hyper(
-        *[None if t is None else t.data_ptr() for t in keep.values()],
+        *[cpu_items.address(t) for t in keep.values()],
         beta1,
         beta2,
         float(delayed_correction),
@@ -123,7 +82,7 @@ def avagrad_step(
         table,
         ctypes.c_int64(len(table)),
         ctypes.c_int(torch.get_num_threads()),
-        *[_pointers(ts) for ts in (params, grads, exp_avgs, exp_avg_sqs)],
+        *[cpu_items.pointers(ts) for ts in (params, grads, exp_avgs, exp_avg_sqs)],
         ctypes.byref(hyper),
         ctypes.c_void_p(partial.data_ptr()),
     )

@@ -25,9 +25,10 @@ class RuleOptimizer(Optimizer):
     """Base class: subclasses name their state buffers and implement `_update`.
 
     ``fused=True`` runs the rule through ``torch.compile``, except on CPU where a one-pass
-    kernel exists (official AvaGrad: the C loop of `optim.avagrad_cpu`; Adam: torch's fused
-    kernel). Every value that changes from step to step (step count, scheduled learning
-    rate) is passed as a tensor, so the step compiles once and is reused.
+    kernel exists (official AvaGrad: the C loop of `optim.avagrad_cpu`; Adam and AdamW: that
+    of `optim.adam_cpu`; AMSGrad: torch's fused kernel). Every value that changes from step
+    to step (step count, scheduled learning rate) is passed as a tensor, so the step
+    compiles once and is reused.
     """
 
     state_keys: ClassVar[tuple[str, ...]] = ()

@@ -3,8 +3,8 @@
 The library is compiled once per machine (``-march=native``, OpenMP: the process shares
 torch's ``libgomp`` and its threads) with the system C compiler, the one torch.compile
 already needs on CPU, and cached under ``AVATUNE_CACHE_DIR`` (default
-``~/.cache/avatune``) by a hash of the source, flags and compiler. Without a compiler,
-`load` returns None and callers use their portable path.
+``~/.cache/avatune``) by a hash of the source, the headers beside it, flags and compiler.
+Without a compiler, `load` returns None and callers use their portable path.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def _compiler() -> str | None:
     return None
 
 
+def _texts(source: Path) -> list[str]:
+    """The source and the package's headers: what a build depends on."""
+    headers = sorted(source.parent.glob("*.h"))
+    return [path.read_text() for path in (source, *headers)]
+
+
 @cache
 def load(source_name: str) -> ctypes.CDLL | None:
     """The compiled library for `source_name` (a .c file in this package), or None."""
@@ -58,7 +64,7 @@ def load(source_name: str) -> ctypes.CDLL | None:
         [compiler, "--version"], capture_output=True, text=True, check=False
     ).stdout
     key = hashlib.sha256(
-        "\0".join([source.read_text(), *FLAGS, version, platform.machine()]).encode()
+        "\0".join([*_texts(source), *FLAGS, version, platform.machine()]).encode()
     ).hexdigest()[:16]
     target = cache_dir() / f"{source.stem}-{key}.so"
     if not target.exists():

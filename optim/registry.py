@@ -31,7 +31,8 @@ class OptimizerInfo:
     plain: Callable[..., Any]
     stacked: Callable[..., Any] | None = None
     #: What ``fused=True`` runs on CPU when it is a one-pass kernel (not torch.compile):
-    #: "torch" (torch's fused kernel) or a C source built by `optim.native`.
+    #: "torch" (always one pass: Adam's C loop `adam_cpu.c` when it built, else torch's
+    #: fused kernel per config) or a C source built by `optim.native` (else torch.compile).
     cpu_kernel: str | None = None
 
 

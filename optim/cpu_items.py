@@ -1,0 +1,71 @@
+"""What the one-pass CPU loops (``avagrad_cpu.c``, ``adam_cpu.c``) share on the Python side.
+
+Each loop walks work items: a contiguous run of elements of one stacked tensor that belongs
+to one config, at most `ITEM_ELEMENTS` long so that OpenMP threads get balanced shares.
+Tensors reach C as tables of data pointers, hyperparameters as one float64 per config.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from functools import cache
+
+import torch
+from torch import Tensor
+
+from optim import native
+from optim._foreach import per_config_values
+
+ITEM_ELEMENTS = 1 << 15  # 128 KiB of float32 per item: small enough to balance threads
+
+
+class Item(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in ("tensor", "config", "begin", "end")]
+
+
+def supports(source: str, *lists: list[Tensor]) -> bool:
+    """True when every tensor is a contiguous CPU float32/float64 tensor of one dtype and
+    the loop in `source` built."""
+    dtype = lists[0][0].dtype
+    if dtype not in (torch.float32, torch.float64):
+        return False
+    for tensors in lists:
+        for t in tensors:
+            if t.device.type != "cpu" or t.dtype != dtype or not t.is_contiguous():
+                return False
+    return native.load(source) is not None
+
+
+@cache
+def plan(shapes: tuple[tuple[int, ...], ...]) -> tuple[ctypes.Array, Tensor]:
+    """Work items for these stacked shapes, and each item's config."""
+    items: list[Item] = []
+    for index, shape in enumerate(shapes):
+        per_config = math.prod(shape[1:])
+        for config in range(shape[0]):
+            start, stop = config * per_config, (config + 1) * per_config
+            for begin in range(start, stop, ITEM_ELEMENTS):
+                items.append(Item(index, config, begin, min(begin + ITEM_ELEMENTS, stop)))
+    configs_of = torch.tensor([item.config for item in items], dtype=torch.long)
+    return (Item * len(items))(*items), configs_of
+
+
+def items_for(params: list[Tensor]) -> tuple[ctypes.Array, Tensor]:
+    """The work items of a list of stacked parameters."""
+    return plan(tuple(tuple(p.shape) for p in params))
+
+
+def per_config(value: float | Tensor, configs: int) -> Tensor:
+    """One float64 per config, for a loop to index."""
+    return torch.tensor(per_config_values(value, configs), dtype=torch.float64)
+
+
+def address(tensor: Tensor | None) -> int | None:
+    """A tensor's data pointer, or NULL."""
+    return None if tensor is None else tensor.data_ptr()
+
+
+def pointers(tensors: list[Tensor]) -> ctypes.Array:
+    """A C array of the tensors' data pointers."""
+    return (ctypes.c_void_p * len(tensors))(*[t.data_ptr() for t in tensors])
