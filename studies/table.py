@@ -1,7 +1,8 @@
 """The grid-table format: a complete (α, ε) grid of results, as written by `avatune grid`.
 
 JSON object with `task`, `optimizer`, `fidelity`, `alphas`, `epsilons`, and `error`,
-`test_error`, `diverged` as nested lists indexed ``[i_alpha][j_eps]``.
+`test_error`, `diverged` as nested lists indexed ``[i_alpha][j_eps]``; optionally
+`settings` (the optimizer's fixed settings, such as weight_decay) and `chance`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class GridTable(BaseModel):
     task: str
     optimizer: str
     fidelity: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Fixed optimizer settings, e.g. weight_decay."
+    )
     alphas: list[float]
     epsilons: list[float]
     error: list[list[float]]

@@ -95,6 +95,9 @@ def grid(
         None, min=1, help="Minibatch size (default: the task's)."
     ),
     device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if present)."),
+    weight_decay: float = typer.Option(
+        0.0, min=0.0, help="Weight decay λ of the optimizer (L2 or decoupled, as it defines)."
+    ),
 ) -> None:
     """Train a whole (α, ε) grid of one optimizer on one task, locally, and write its table."""
     from optim import OPTIMIZERS
@@ -120,7 +123,8 @@ def grid(
         where = str(resolve_device(device))
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--device") from None
-    title = f"{task} · {optimizer} · {grid_name} grid · {seeds} seed(s) on {where}"
+    decay = f" · λ {weight_decay:g}" if weight_decay else ""
+    title = f"{task} · {optimizer}{decay} · {grid_name} grid · {seeds} seed(s) on {where}"
     with Progress(console=console, transient=True) as bar:
         job = bar.add_task(title, total=None)
         table = run_grid(
@@ -131,6 +135,7 @@ def grid(
             seeds=seeds,
             batch_size=batch_size,
             device=where,
+            optimizer_settings={"weight_decay": weight_decay} if weight_decay else None,
             progress=lambda done, total: bar.update(job, completed=done, total=total),
         )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,7 @@ def run_grid(
             "seeds": seeds,
             "grid": grid,
         },
+        settings=dict(optimizer_settings or {}),
         alphas=alphas,
         epsilons=epsilons,
         error=table(lambda rs: _mean([r.objective for r in rs])),

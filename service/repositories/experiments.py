@@ -107,6 +107,7 @@ def grid_tables(conn: Connection, experiment_id: int) -> list[GridTable]:
                 task=spec.task.name,
                 optimizer=study_spec.optimizer.name,
                 fidelity=spec.fidelity.model_dump(),
+                settings=study_spec.optimizer.train_settings(),
                 alphas=alphas,
                 epsilons=epsilons,
                 error=error,

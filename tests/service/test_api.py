@@ -146,7 +146,7 @@ def test_experiment_progress_and_report(
     spec = {
         "name": "exp",
         "task": "mnist1d-mlp",
-        "optimizers": ["adam", "adabelief"],
+        "optimizers": ["adam", {"name": "adabelief", "weight_decay": 1e-3}],
         "space": {"alphas": [1e-3, 1e-2], "epsilons": [1e-8, 1e-4, 1.0]},
         "fidelity": {"steps": 5},
         "replay": {"tuners": ["random"], "seeds": 3},
@@ -169,6 +169,7 @@ def test_experiment_progress_and_report(
     assert body["metrics"] == {"interaction": {"adam": 0.1, "adabelief": 0.1}}
     assert [t["optimizer"] for t in body["tables"]] == ["adam", "adabelief"]
     assert len(body["tables"][0]["error"]) == 2 and len(body["tables"][0]["error"][0]) == 3
+    assert [t["settings"] for t in body["tables"]] == [{}, {"weight_decay": 1e-3}]
     assert client.get(f"/api/experiments/{eid}/report").json()["computed_at"] == body["computed_at"]
     assert len(calls) == 1  # stored, not recomputed
     assert client.get(f"/api/experiments/{eid}").json()["report_ready"] is True

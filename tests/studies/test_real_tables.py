@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from studies.replay import ReplayResult, replay_tables
-from studies.separability import interaction_fraction, objective
+from studies.separability import best_alpha_drift, interaction_fraction, objective
 from studies.table import GridTable
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -46,3 +46,13 @@ def test_avagrad_is_cheaper_to_tune_with_cgld_to_half_a_point(replay: ReplayResu
 def test_avagrad_grid_is_more_separable_than_adam() -> None:
     adam, avagrad = GridTable.load(ADAM), GridTable.load(AVAGRAD)
     assert interaction_fraction(objective(avagrad)) < interaction_fraction(objective(adam))
+
+
+def test_with_weight_decay_the_figure1_acceptance_holds_at_full_fidelity() -> None:
+    """The coarse grids with L2 weight decay 2e-3, 1000 steps (fixtures/README.md)."""
+    adam, avagrad = (GridTable.load(FIXTURES / f"{n}-l2.json") for n in ("adam", "avagrad"))
+    assert adam.settings == avagrad.settings == {"weight_decay": 2e-3}
+    adam_f, avagrad_f = objective(adam), objective(avagrad)
+    assert best_alpha_drift(adam_f, adam.alphas) >= 3
+    assert best_alpha_drift(avagrad_f, avagrad.alphas) <= 1
+    assert interaction_fraction(adam_f) > 2 * interaction_fraction(avagrad_f)

@@ -57,6 +57,20 @@ def test_grid_command_rejects_bad_names(tmp_path: Path, args: list[str], message
     assert not (tmp_path / "t.json").exists()
 
 
+def test_weight_decay_is_trained_with_and_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "decayed.json"
+    args = ["grid", "--optimizer", "avagrad", "--grid", "coarse", "--steps", "30"]
+    result = runner.invoke(build_app(), [*args, "--weight-decay", "0.05", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    decayed = GridTable.load(out)
+    assert decayed.settings == {"weight_decay": 0.05}
+    bare = run_grid("mnist1d-mlp", "avagrad", "coarse", steps=30)
+    assert bare.settings == {}
+    assert decayed.error != bare.error  # the decay reached the optimizer
+    refused = runner.invoke(build_app(), [*args, "--weight-decay", "-1", "--out", str(out)])
+    assert refused.exit_code == 2 and "weight-decay" in refused.output
+
+
 def test_seeds_are_averaged_per_cell() -> None:
     table = run_grid("eq11", "adam", "coarse", steps=50, seeds=2)
     assert table.fidelity["seeds"] == 2 and table.shape == (11, 11)
