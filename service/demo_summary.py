@@ -8,6 +8,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from studies.report import optimizer_label
+
 
 def _f(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
@@ -28,7 +30,7 @@ def grid_table(metrics: dict[str, Any]) -> Table:
         table.add_column(column, justify="left" if column == "optimizer" else "right")
     for name, grid in metrics["tables"].items():
         table.add_row(
-            name,
+            optimizer_label(name, grid),
             "×".join(str(n) for n in grid["shape"]),
             _f(grid["f_star"]),
             f"{grid['best_alpha']:g}",

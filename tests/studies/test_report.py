@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from studies import figures
 from studies.analysis_cli import register
 from studies.replay import ReplayResult, replay_tables
-from studies.report import build_report, compute_metrics
+from studies.report import build_report, compute_metrics, optimizer_label
 from tests.studies.helpers import as_table, band, separable
 
 TUNERS = ("random", "gld", "cgld")
@@ -73,6 +73,19 @@ def test_build_report_writes_files(tables, replay: ReplayResult, tmp_path) -> No
     text = (out / "report.md").read_text()
     assert "| cgld |" in text and metrics["verdict"] in text
     assert json.loads((out / "metrics.json").read_text()) == metrics
+
+
+def test_report_names_each_optimizer_with_its_fixed_settings(
+    tables, replay: ReplayResult, tmp_path
+) -> None:
+    decayed = [t.model_copy(update={"settings": {"weight_decay": 2e-3}}) for t in tables]
+    metrics = build_report(decayed, replay, tmp_path / "out")
+    assert metrics["tables"]["adam"]["settings"] == {"weight_decay": 2e-3}
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| adam (weight_decay 0.002) | " in text
+    assert optimizer_label("sgd", {"settings": {}}) == "sgd"
+    both = {"settings": {"betas": (0.9, 0.99), "weight_decay": 0.1}}
+    assert optimizer_label("adam", both) == "adam (betas (0.9, 0.99), weight_decay 0.1)"
 
 
 def _cli() -> typer.Typer:
