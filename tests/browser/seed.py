@@ -90,7 +90,7 @@ def seed(http: httpx.Client) -> Seeded:
         json={
             "name": "adam vs avagrad (toy)",
             "task": "mnist1d-mlp",
-            "optimizers": ["adam", "avagrad"],
+            "optimizers": ["adam", {"name": "avagrad", "weight_decay": 1e-3}],
             "space": grid(5, 5),
             "fidelity": {"steps": 5},
             "replay": {

@@ -198,5 +198,7 @@ def test_report_page_shows_verdict_figures_and_metrics(
         assert bars == [4, 4]
         assert page.locator("#figure2-curves").count() == 1
         assert page.get_by_role("columnheader", name="adam/avagrad").count() >= 1
+        row = page.get_by_role("rowheader", name="avagrad (weight_decay 0.001) (reference)")
+        assert row.count() == 1
     finally:
         context.close()
