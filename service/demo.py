@@ -133,6 +133,8 @@ def demo_spec(spec: str | None, quick: bool) -> ExperimentSpec:
         raise ValueError("give --quick or --spec, not both")
     name = spec or ("quick-mnist1d" if quick else "paper-mnist1d")
     path = Path(name)
+    if not path.is_file() and (path.suffix in (".yaml", ".yml", ".json") or "/" in name):
+        raise ValueError(f"no spec file {name}; check the path")
     try:
         loaded = load_spec(path) if path.is_file() else builtin_spec(name)
     except (OSError, yaml.YAMLError) as error:

@@ -42,6 +42,7 @@ def test_serve_refuses_a_public_host_without_a_token(
     ("args", "message"),
     [
         (["--spec", "nope"], "no built-in spec 'nope'; choose one of"),
+        (["--spec", "specs/missing.yaml"], "no spec file specs/missing.yaml; check the path"),
         (["--spec", "quick-mnist1d", "--quick"], "give --quick or --spec, not both"),
         (["--spec", "{study}"], "is a study spec; the demo runs experiments"),
         (["--spec", "{broken}"], "cannot read"),
