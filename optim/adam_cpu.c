@@ -9,11 +9,8 @@
 #include "cpu_items.h"
 
 typedef struct {
-    const double *step_size; /* lr / (1 - beta1^t), per config */
-    const double *eps;
-    const double *l2;    /* Adam: folded into the gradient; NULL when zero */
-    const double *decay; /* AdamW: 1 - lr * lambda; NULL when unused */
-    double beta1, beta2, bias_correction2_sqrt;
+    HYPER_COMMON
+    double bias_correction2_sqrt;
 } Hyper;
 
 /* The order of operations follows the eager rule, so float results agree with it. */

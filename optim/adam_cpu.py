@@ -10,25 +10,15 @@ from __future__ import annotations
 
 import ctypes
 
-import torch
 from torch import Tensor
 
-from optim import cpu_items, native
-from optim._foreach import is_zero
+from optim import cpu_items
 
 SOURCE = "adam_cpu.c"  # built by optim.native
 
 
 class _Hyper(ctypes.Structure):
-    _fields_ = [
-        ("step_size", ctypes.c_void_p),
-        ("eps", ctypes.c_void_p),
-        ("l2", ctypes.c_void_p),
-        ("decay", ctypes.c_void_p),
-        ("beta1", ctypes.c_double),
-        ("beta2", ctypes.c_double),
-        ("bias_correction2_sqrt", ctypes.c_double),
-    ]
+    _fields_ = [*cpu_items.HYPER_FIELDS, ("bias_correction2_sqrt", ctypes.c_double)]
 
 
 def supports(*lists: list[Tensor]) -> bool:
@@ -51,27 +41,16 @@ def adam_step(
     beta2: float,
 ) -> None:
     """One Adam (``l2``) or AdamW (``decay`` = 1 − lr·λ) step in place."""
-    library = native.load(SOURCE)
-    assert library is not None, "call supports() first"
-    configs = params[0].shape[0]
-    table, _ = cpu_items.items_for(params)
-    keep = {
-        "step_size": cpu_items.per_config(step_size, configs),
-        "eps": cpu_items.per_config(eps, configs),
-        "l2": None if is_zero(l2) else cpu_items.per_config(l2, configs),
-        "decay": None if decay is None else cpu_items.per_config(decay, configs),
-    }
-    hyper = _Hyper(
-        *[cpu_items.address(t) for t in keep.values()],
-        beta1,
-        beta2,
-        float(bias_correction2_sqrt),
-    )
-    kernel = library.adam_f32 if params[0].dtype == torch.float32 else library.adam_f64
-    kernel(
-        table,
-        ctypes.c_int64(len(table)),
-        ctypes.c_int(torch.get_num_threads()),
-        *[cpu_items.pointers(ts) for ts in (params, grads, exp_avgs, exp_avg_sqs)],
-        ctypes.byref(hyper),
+    cpu_items.launch(
+        SOURCE,
+        "adam",
+        (params, grads, exp_avgs, exp_avg_sqs),
+        _Hyper,
+        step_size=step_size,
+        eps=eps,
+        l2=l2,
+        decay=decay,
+        beta1=beta1,
+        beta2=beta2,
+        rest=(float(bias_correction2_sqrt),),
     )

@@ -13,11 +13,8 @@
 #include "cpu_items.h"
 
 typedef struct {
-    const double *step_size; /* gamma * lr / (1 - beta1^t), per config */
-    const double *eps;
-    const double *l2;    /* folded into the gradient; NULL when zero */
-    const double *decay; /* 1 - lr * lambda (AvaGradW); NULL when unused */
-    double beta1, beta2, delayed_correction, correction;
+    HYPER_COMMON
+    double delayed_correction, correction;
     int32_t moving, normalise;
 } Hyper;
 

@@ -13,20 +13,14 @@ import ctypes
 import torch
 from torch import Tensor
 
-from optim import cpu_items, native
-from optim._foreach import is_zero
+from optim import cpu_items
 
 SOURCE = "avagrad_cpu.c"  # built by optim.native
 
 
 class _Hyper(ctypes.Structure):
     _fields_ = [
-        ("step_size", ctypes.c_void_p),
-        ("eps", ctypes.c_void_p),
-        ("l2", ctypes.c_void_p),
-        ("decay", ctypes.c_void_p),
-        ("beta1", ctypes.c_double),
-        ("beta2", ctypes.c_double),
+        *cpu_items.HYPER_FIELDS,
         ("delayed_correction", ctypes.c_double),
         ("correction", ctypes.c_double),
         ("moving", ctypes.c_int32),
@@ -57,36 +51,24 @@ def avagrad_step(
     normalise: bool,
 ) -> Tensor | None:
     """One official AvaGrad step in place; returns Σ q⁻² per config (None if not normalising)."""
-    library = native.load(SOURCE)
-    assert library is not None, "call supports() first"
-    configs = params[0].shape[0]
-    table, configs_of = cpu_items.items_for(params)
-    keep = {
-        "step_size": cpu_items.per_config(step_size, configs),
-        "eps": cpu_items.per_config(eps, configs),
-        "l2": None if is_zero(l2) else cpu_items.per_config(l2, configs),
-        "decay": None if decay is None else cpu_items.per_config(decay, configs),
-    }
-    hyper = _Hyper(
-        *[cpu_items.address(t) for t in keep.values()],
-        beta1,
-        beta2,
-        float(delayed_correction),
-        float(correction),
-        int(moving),
-        int(normalise),
-    )
+    _, configs_of = cpu_items.items_for(params)
     partial = torch.zeros(len(configs_of), dtype=torch.float64)
-    kernel = library.avagrad_f32 if params[0].dtype == torch.float32 else library.avagrad_f64
-    kernel(
-        table,
-        ctypes.c_int64(len(table)),
-        ctypes.c_int(torch.get_num_threads()),
-        *[cpu_items.pointers(ts) for ts in (params, grads, exp_avgs, exp_avg_sqs)],
-        ctypes.byref(hyper),
-        ctypes.c_void_p(partial.data_ptr()),
+    cpu_items.launch(
+        SOURCE,
+        "avagrad",
+        (params, grads, exp_avgs, exp_avg_sqs),
+        _Hyper,
+        step_size=step_size,
+        eps=eps,
+        l2=l2,
+        decay=decay,
+        beta1=beta1,
+        beta2=beta2,
+        rest=(float(delayed_correction), float(correction), int(moving), int(normalise)),
+        out=partial,
     )
     if not normalise:
         return None
+    configs = params[0].shape[0]
     sums = torch.zeros(configs, dtype=torch.float64).index_add_(0, configs_of, partial)
     return sums.to(params[0].dtype)

@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Sequence
 from functools import cache
 
 import torch
 from torch import Tensor
 
 from optim import native
-from optim._foreach import per_config_values
+from optim._foreach import HParam, is_zero, per_config_values
 
 ITEM_ELEMENTS = 1 << 15  # 128 KiB of float32 per item: small enough to balance threads
+
+
+#: The fields every loop's Hyper struct starts with: per-config arrays, then the betas.
+HYPER_FIELDS = [
+    ("step_size", ctypes.c_void_p),
+    ("eps", ctypes.c_void_p),
+    ("l2", ctypes.c_void_p),
+    ("decay", ctypes.c_void_p),
+    ("beta1", ctypes.c_double),
+    ("beta2", ctypes.c_double),
+]
 
 
 class Item(ctypes.Structure):
@@ -61,11 +73,47 @@ def per_config(value: float | Tensor, configs: int) -> Tensor:
     return torch.tensor(per_config_values(value, configs), dtype=torch.float64)
 
 
-def address(tensor: Tensor | None) -> int | None:
-    """A tensor's data pointer, or NULL."""
-    return None if tensor is None else tensor.data_ptr()
-
-
 def pointers(tensors: list[Tensor]) -> ctypes.Array:
     """A C array of the tensors' data pointers."""
     return (ctypes.c_void_p * len(tensors))(*[t.data_ptr() for t in tensors])
+
+
+def launch(
+    source: str,
+    kernel: str,
+    lists: Sequence[list[Tensor]],
+    hyper_type: type[ctypes.Structure],
+    *,
+    step_size: HParam,
+    eps: HParam,
+    l2: HParam,
+    decay: HParam | None,
+    beta1: float,
+    beta2: float,
+    rest: tuple[float | int, ...] = (),
+    out: Tensor | None = None,
+) -> None:
+    """Run `kernel`'s float32 or float64 loop from `source` over the items of `lists`
+    (parameters first). Its Hyper struct gets the per-config arrays (NULL for no L2 or no
+    decay), the betas, then `rest`; `out`, if given, is passed last."""
+    library = native.load(source)
+    assert library is not None, "call supports() first"
+    params = lists[0]
+    configs = params[0].shape[0]
+    table, _ = items_for(params)
+    arrays = [
+        per_config(step_size, configs),
+        per_config(eps, configs),
+        None if is_zero(l2) else per_config(l2, configs),
+        None if decay is None else per_config(decay, configs),
+    ]
+    hyper = hyper_type(*[None if a is None else a.data_ptr() for a in arrays], beta1, beta2, *rest)
+    suffix = "f32" if params[0].dtype == torch.float32 else "f64"
+    getattr(library, f"{kernel}_{suffix}")(
+        table,
+        ctypes.c_int64(len(table)),
+        ctypes.c_int(torch.get_num_threads()),
+        *[pointers(ts) for ts in lists],
+        ctypes.byref(hyper),
+        *([] if out is None else [ctypes.c_void_p(out.data_ptr())]),
+    )
