@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 
-import torch
 from torch import Tensor
 
 from optim import cpu_items
@@ -51,9 +50,7 @@ def avagrad_step(
     normalise: bool,
 ) -> Tensor | None:
     """One official AvaGrad step in place; returns Σ q⁻² per config (None if not normalising)."""
-    _, configs_of = cpu_items.items_for(params)
-    partial = torch.zeros(len(configs_of), dtype=torch.float64)
-    cpu_items.launch(
+    sums = cpu_items.launch(
         SOURCE,
         "avagrad",
         (params, grads, exp_avgs, exp_avg_sqs),
@@ -65,10 +62,7 @@ def avagrad_step(
         beta1=beta1,
         beta2=beta2,
         rest=(float(delayed_correction), float(correction), int(moving), int(normalise)),
-        out=partial,
+        sums=True,
     )
-    if not normalise:
-        return None
-    configs = params[0].shape[0]
-    sums = torch.zeros(configs, dtype=torch.float64).index_add_(0, configs_of, partial)
-    return sums.to(params[0].dtype)
+    assert sums is not None
+    return sums.to(params[0].dtype) if normalise else None

@@ -63,11 +63,6 @@ def plan(shapes: tuple[tuple[int, ...], ...]) -> tuple[ctypes.Array, Tensor]:
     return (Item * len(items))(*items), configs_of
 
 
-def items_for(params: list[Tensor]) -> tuple[ctypes.Array, Tensor]:
-    """The work items of a list of stacked parameters."""
-    return plan(tuple(tuple(p.shape) for p in params))
-
-
 def per_config(value: float | Tensor, configs: int) -> Tensor:
     """One float64 per config, for a loop to index."""
     return torch.tensor(per_config_values(value, configs), dtype=torch.float64)
@@ -91,16 +86,18 @@ def launch(
     beta1: float,
     beta2: float,
     rest: tuple[float | int, ...] = (),
-    out: Tensor | None = None,
-) -> None:
+    sums: bool = False,
+) -> Tensor | None:
     """Run `kernel`'s float32 or float64 loop from `source` over the items of `lists`
     (parameters first). Its Hyper struct gets the per-config arrays (NULL for no L2 or no
-    decay), the betas, then `rest`; `out`, if given, is passed last."""
+    decay), the betas, then `rest`. With `sums` the loop also writes one float64 per item
+    (its last argument), returned added up per config."""
     library = native.load(source)
     assert library is not None, "call supports() first"
     params = lists[0]
     configs = params[0].shape[0]
-    table, _ = items_for(params)
+    table, configs_of = plan(tuple(tuple(p.shape) for p in params))
+    partial = torch.zeros(len(table), dtype=torch.float64) if sums else None
     arrays = [
         per_config(step_size, configs),
         per_config(eps, configs),
@@ -115,5 +112,8 @@ def launch(
         ctypes.c_int(torch.get_num_threads()),
         *[pointers(ts) for ts in lists],
         ctypes.byref(hyper),
-        *([] if out is None else [ctypes.c_void_p(out.data_ptr())]),
+        *([] if partial is None else [ctypes.c_void_p(partial.data_ptr())]),
     )
+    if partial is None:
+        return None
+    return torch.zeros(configs, dtype=torch.float64).index_add_(0, configs_of, partial)

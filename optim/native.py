@@ -58,7 +58,9 @@ def load(source_name: str) -> ctypes.CDLL | None:
     source = Path(__file__).with_name(source_name)
     compiler = _compiler()
     if compiler is None:
-        log.warning("no C compiler found: %s falls back to torch.compile", source_name)
+        log.warning(
+            "no C compiler found: %s is not built; its callers use another path", source_name
+        )
         return None
     version = subprocess.run(
         [compiler, "--version"], capture_output=True, text=True, check=False
@@ -79,7 +81,9 @@ def load(source_name: str) -> ctypes.CDLL | None:
         )
         if build.returncode != 0:
             os.unlink(partial)
-            log.warning("compiling %s failed, using torch.compile:\n%s", source_name, build.stderr)
+            log.warning(
+                "compiling %s failed; its callers use another path:\n%s", source_name, build.stderr
+            )
             return None
         os.replace(partial, target)  # atomic: concurrent workers never load a partial file
     return ctypes.CDLL(str(target))
