@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from studies.report import optimizer_label
+from studies.table import optimizer_label
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -30,7 +30,7 @@ def grid_table(metrics: dict[str, Any]) -> Table:
         table.add_column(column, justify="left" if column == "optimizer" else "right")
     for name, grid in metrics["tables"].items():
         table.add_row(
-            optimizer_label(name, grid),
+            optimizer_label(name, grid.get("settings")),
             "×".join(str(n) for n in grid["shape"]),
             _f(grid["f_star"]),
             f"{grid['best_alpha']:g}",

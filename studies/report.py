@@ -25,7 +25,7 @@ from studies.separability import (
     objective,
     ratio_ci,
 )
-from studies.table import GridTable
+from studies.table import GridTable, optimizer_label
 from studies.tuners import TUNERS
 
 FORMAT = "avatune-report/1"
@@ -170,9 +170,9 @@ def markdown(metrics: dict[str, Any]) -> str:
     ]
     for name, g in metrics["tables"].items():
         lines.append(
-            f"| {optimizer_label(name, g)} | {g['task']} | {g['shape'][0]}×{g['shape'][1]} "
-            f"| {_f(g['f_star'], 2)} | {g['best_alpha']:g} | {g['best_eps']:g} "
-            f"| {_f(g['interaction'])} | {_f(g['drift_decades'], 1)} |"
+            f"| {optimizer_label(name, g.get('settings'))} | {g['task']} "
+            f"| {g['shape'][0]}×{g['shape'][1]} | {_f(g['f_star'], 2)} | {g['best_alpha']:g} "
+            f"| {g['best_eps']:g} | {_f(g['interaction'])} | {_f(g['drift_decades'], 1)} |"
         )
     lines += [
         "",
@@ -237,18 +237,6 @@ def _grid_metrics(table: GridTable, replay: TableReplay) -> dict[str, Any]:
         "replay_f_star": replay.f_star,
         "settings": table.settings,
     }
-
-
-def optimizer_label(name: str, grid: dict[str, Any]) -> str:
-    """An optimizer's name with its fixed settings, e.g. ``adam (weight_decay 0.002)``."""
-    settings = grid.get("settings") or {}
-    if not settings:
-        return name
-    shown = ", ".join(
-        f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
-        for key, value in settings.items()
-    )
-    return f"{name} ({shown})"
 
 
 def _cost_metrics(table: TableReplay, delta: float, seed: int) -> dict[str, Any]:

@@ -60,3 +60,14 @@ class GridTable(BaseModel):
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.model_dump(exclude_none=True), indent=1) + "\n")
+
+
+def optimizer_label(name: str, settings: dict[str, Any] | None) -> str:
+    """An optimizer's name with its fixed settings, e.g. ``adam (weight_decay 0.002)``."""
+    if not settings:
+        return name
+    shown = ", ".join(
+        f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in settings.items()
+    )
+    return f"{name} ({shown})"

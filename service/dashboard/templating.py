@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from service.models import utcnow
+from studies.table import optimizer_label
 
 SERVICE = Path(__file__).resolve().parents[1]
 TEMPLATES = SERVICE / "templates"
@@ -110,6 +111,7 @@ def _make() -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES, context_processors=[_context])
     env = templates.env
     env.filters.update(number=number, rate=rate, fixed=fixed, sci=sci, ago=ago, duration=duration)
+    env.globals["optimizer_label"] = optimizer_label
     env.policies["json.dumps_kwargs"] = {"separators": (",", ":"), "allow_nan": False}
     env.policies["json.dumps_function"] = json.dumps
     env.trim_blocks = True

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from studies import figures
 from studies.analysis_cli import register
 from studies.replay import ReplayResult, replay_tables
-from studies.report import build_report, compute_metrics, optimizer_label
+from studies.report import build_report, compute_metrics
+from studies.table import optimizer_label
 from tests.studies.helpers import as_table, band, separable
 
 TUNERS = ("random", "gld", "cgld")
@@ -83,8 +84,8 @@ def test_report_names_each_optimizer_with_its_fixed_settings(
     assert metrics["tables"]["adam"]["settings"] == {"weight_decay": 2e-3}
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| adam (weight_decay 0.002) | " in text
-    assert optimizer_label("sgd", {"settings": {}}) == "sgd"
-    both = {"settings": {"betas": (0.9, 0.99), "weight_decay": 0.1}}
+    assert optimizer_label("sgd", {}) == "sgd"
+    both = {"betas": (0.9, 0.99), "weight_decay": 0.1}
     assert optimizer_label("adam", both) == "adam (betas (0.9, 0.99), weight_decay 0.1)"
 
 
