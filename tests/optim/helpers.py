@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
@@ -36,3 +40,15 @@ def run(opt_factory, params: list[Tensor], steps: int, grad=None) -> list[Tensor
             p.grad = g
         opt.step()
     return [p.detach() for p in ps]
+
+
+def run_without_compiler(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run Python `code` with no C compiler on PATH and an empty kernel cache in `tmp_path`;
+    it must exit cleanly after warning that no compiler was found."""
+    env = {"PATH": str(tmp_path), "AVATUNE_CACHE_DIR": str(tmp_path / "cache"), "CC": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no C compiler found" in result.stderr
+    return result

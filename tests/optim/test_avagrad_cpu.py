@@ -12,6 +12,7 @@ import torch
 from optim import AvaGrad, avagrad_cpu, native
 from optim import _foreach as F
 from optim.avagrad import _avagrad_elementwise
+from tests.optim.helpers import run_without_compiler
 
 CONFIGS = 4
 SHAPES = [(CONFIGS, 70_000), (CONFIGS, 5), (CONFIGS, 3, 7, 2)]  # one tensor spans several items
@@ -133,19 +134,14 @@ def test_fused_optimizer_matches_eager_optimizer_in_float32():
 
 
 def test_without_a_compiler_the_loop_is_not_built(tmp_path):
-    """No C compiler: `load` returns None (callers fall back to torch.compile), no crash."""
+    """No C compiler: `load` returns None (the step falls back to torch.compile), no crash."""
     code = (
         "from optim import native, avagrad_cpu\n"
         "import torch\n"
         "assert native.load('avagrad_cpu.c') is None\n"
         "assert not avagrad_cpu.supports([torch.zeros(1, 3)])\n"
     )
-    env = {"PATH": str(tmp_path), "AVATUNE_CACHE_DIR": str(tmp_path / "cache"), "CC": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert "no C compiler found" in result.stderr
+    run_without_compiler(code, tmp_path)
     assert not (tmp_path / "cache").exists()
 
 
