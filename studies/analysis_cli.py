@@ -86,8 +86,15 @@ def report(
     seeds: int = typer.Option(100, min=1, max=100_000, help="Seeded runs when replaying."),
     delta: list[float] = typer.Option([0.5, 1.0], min=0.0, help="δ values when replaying."),
     processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
+    bootstrap_tables: int = typer.Option(
+        30, min=2, max=2000, help="Hierarchical bootstrap: resampled tables (B) per grid."
+    ),
+    bootstrap_replays: int = typer.Option(
+        10, min=1, max=1000, help="Hierarchical bootstrap: tuner replays (R) per table."
+    ),
 ) -> None:
     """Write the separability report (report.md, metrics.json, PNG figures) for grid tables."""
+    from studies.bootstrap import BootstrapSettings
     from studies.replay import ReplayResult
     from studies.report import build_report
 
@@ -107,6 +114,11 @@ def report(
             seeds=seeds,
             deltas=delta,
             processes=processes or None,
+            bootstrap=BootstrapSettings(
+                tables=bootstrap_tables,
+                replays=bootstrap_replays,
+                slow_tables=min(12, bootstrap_tables),
+            ),
         )
     except (ValueError, KeyError) as error:
         raise typer.BadParameter(str(error)) from error

@@ -249,6 +249,44 @@ def suboptimality_curves(
     return {"data": data, "layout": layout}
 
 
+def tunability_curves(metrics: Mapping[str, Any]) -> Figure:
+    """Expected best error after k random trials per optimizer, with 95 % bootstrap bands."""
+    data: list[dict[str, Any]] = []
+    for k, (name, grid) in enumerate(metrics["tables"].items()):
+        curve = grid["stats"]["tunability"]
+        color = COLORS[k % len(COLORS)]
+        for edge, key in (("hi", "hi"), ("lo", "lo")):
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": curve["ks"],
+                    "y": curve[key],
+                    "line": {"width": 0, "color": color},
+                    "showlegend": False,
+                    "hoverinfo": "skip",
+                    "name": f"{name} {edge}",
+                    **({"fill": "tonexty", "fillcolor": _alpha(color, 0.2)} if key == "lo" else {}),
+                }
+            )
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "x": curve["ks"],
+                "y": curve["expected"],
+                "line": {"color": color, "width": 2},
+            }
+        )
+    layout = {
+        "title": {"text": "Tunability: expected best error after k random trials"},
+        "xaxis": {"title": {"text": "k (random trials on the grid)"}, "type": "log"},
+        "yaxis": {"title": {"text": "expected best validation error (%)"}},
+    }
+    return {"data": data, "layout": layout}
+
+
 def render_png(figure: Figure, path: str | Path, *, dpi: int = 110) -> Path:
     """Draw a figure dict of this module with matplotlib into a PNG file."""
     import matplotlib
@@ -385,6 +423,8 @@ def _style_axis(ax: Any, xaxis: dict[str, Any], yaxis: dict[str, Any]) -> None:
     ax.set_ylabel(yaxis.get("title", {}).get("text", ""))
     if yaxis.get("type") == "log":
         ax.set_yscale("log")
+    if xaxis.get("type") == "log":
+        ax.set_xscale("log", base=2)
 
 
 def _axis_number(key: str) -> int:

@@ -167,7 +167,7 @@ def replay_tables(
         for chunk in _chunks(seed_list, 4 if tuner in SLOW_TUNERS else 25)
     ]
     runs: dict[tuple[int, str], list[TabularRun]] = {}
-    with _executor(processes, len(jobs)) as pool:
+    with executor(processes, len(jobs)) as pool:
         futures = [
             (k, tuner, pool.submit(_run_chunk, tuner, values[k], chunk, deltas[0]))
             for k, tuner, chunk in jobs
@@ -215,7 +215,7 @@ def _tuner_replay(
     delta: float,
     deltas: list[float],
 ) -> TunerReplay:
-    per_delta = {d: _costs_at(runs, f_star + d) for d in deltas}
+    per_delta = {d: first_hits(runs, f_star + d) for d in deltas}
     costs, censored = per_delta[float(delta)]
     return TunerReplay(
         tuner=tuner,
@@ -229,7 +229,8 @@ def _tuner_replay(
     )
 
 
-def _costs_at(runs: list[TabularRun], target: float) -> tuple[list[int], list[bool]]:
+def first_hits(runs: Sequence[TabularRun], target: float) -> tuple[list[int], list[bool]]:
+    """Per run: distinct evaluations until best ≤ target (else its cost when stopped), censored."""
     costs, censored = [], []
     for run in runs:
         hit = next((n for n, best in enumerate(run.trace, 1) if best <= target), None)
@@ -256,7 +257,8 @@ class _Inline(Executor):
         return future
 
 
-def _executor(processes: int | None, jobs: int) -> Executor:
+def executor(processes: int | None, jobs: int) -> Executor:
+    """A process pool of up to `processes` (all cores) for `jobs` jobs; inline for one."""
     workers = min(processes or os.cpu_count() or 1, max(jobs, 1))
     if workers <= 1:
         return _Inline()

@@ -19,13 +19,11 @@ LEVEL = 0.95
 
 
 def objective(table: GridTable) -> np.ndarray:
-    """Validation error [i_alpha, j_eps], diverged runs at chance level, clipped to chance."""
-    values = np.asarray(table.error, dtype=float)
-    if table.chance is not None:
-        if table.diverged is not None:
-            values = np.where(np.asarray(table.diverged, dtype=bool), table.chance, values)
-        values = np.minimum(values, table.chance)
-    return values
+    """Validation error [i_alpha, j_eps]: the mean over seeds of chance-clipped per-seed errors.
+
+    A diverged seed counts at chance for that seed only (`GridTable.seed_errors`).
+    """
+    return table.seed_errors().mean(axis=0)
 
 
 def interaction_fraction(F: np.ndarray) -> float:
@@ -111,3 +109,16 @@ def _interval(stats: np.ndarray, level: float) -> tuple[float, float]:
 
 def _safe_div(a: float, b: float) -> float:
     return a / b if b else math.inf
+
+
+def robust_drift(F: np.ndarray, alphas: Sequence[float], delta: float) -> float:
+    """Decades spanned by the best α over the ε columns whose best is within δ of f*.
+
+    Columns where training is poor whatever α is say nothing about where α should be; this
+    drift looks only at the columns a tuner would be happy to end in.
+    """
+    values = np.asarray(F, dtype=float)
+    column_best = values.min(axis=0)
+    good = column_best <= values.min() + delta
+    best = np.log10(np.asarray(alphas, dtype=float)[np.argmin(values[:, good], axis=0)])
+    return float(best.max() - best.min())

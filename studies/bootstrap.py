@@ -1,0 +1,167 @@
+"""Hierarchical bootstrap of tuning costs: training noise and tuner noise together.
+
+Level 1 redraws the training seeds of every cell (`studies.resample`), rebuilds the mean
+table and re-derives its f*; level 2 replays each tuner R times, with fresh tuner seeds,
+on that table. A statistic's spread over the B replicates (a KM median of R runs, a ratio
+of two optimizers' medians, a CGLD gain) then holds both sources of noise. With R below
+the main replay's count the interval is, if anything, too wide: the tuner noise of R runs
+exceeds that of the main replay's, which is the safe side for a claim. B · R runs per
+tuner and table, spread over processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from studies.replay import SLOW_TUNERS, delta_key, executor, first_hits
+from studies.resample import table_resamples
+from studies.table import GridTable
+from studies.tuners.tabular import run_tabular
+
+#: Tuner seeds of bootstrap replays start here, apart from the main replay's 0, 1, 2, …
+SEED_BASE = 1_000_000
+
+
+class BootstrapSettings(BaseModel):
+    """B resampled tables per grid, R tuner replays on each; fewer for TPE and CMA-ES.
+
+    Optuna's TPE and CMA-ES cost 10–50× more per run than the others, so they get
+    `slow_tables` × `slow_replays` runs (the first `slow_tables` of the same resamples):
+    their intervals are coarser, never narrower than the data allow.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tables: int = Field(default=30, ge=2, le=2000, description="B: resampled tables per grid.")
+    replays: int = Field(default=10, ge=1, le=1000, description="R: replays per table.")
+    slow_tables: int = Field(default=12, ge=2, le=2000, description="B for TPE and CMA-ES.")
+    slow_replays: int = Field(default=3, ge=1, le=1000, description="R for TPE and CMA-ES.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    def tables_of(self, tuner: str) -> int:
+        """B for `tuner`."""
+        return min(self.slow_tables, self.tables) if tuner in SLOW_TUNERS else self.tables
+
+    def replays_of(self, tuner: str) -> int:
+        """R for `tuner`."""
+        return self.slow_replays if tuner in SLOW_TUNERS else self.replays
+
+
+class BootstrapCosts(BaseModel):
+    """One tuner on one grid's B resampled tables: costs [B][R] and censoring at each δ."""
+
+    costs: dict[str, list[list[int]]]
+    censored: dict[str, list[list[bool]]]
+
+    def at(self, delta: float) -> tuple[np.ndarray, np.ndarray]:
+        """Costs and censoring flags [B, R] at δ."""
+        key = delta_key(delta)
+        return np.asarray(self.costs[key], dtype=float), np.asarray(self.censored[key], bool)
+
+
+class BootstrapReplay(BaseModel):
+    """The hierarchical bootstrap of every tuner on every grid (tables by name)."""
+
+    settings: BootstrapSettings
+    deltas: list[float]
+    seconds: float = 0.0
+    f_star: dict[str, list[float]] = Field(description="Each replicate's re-derived f*.")
+    tables: dict[str, dict[str, BootstrapCosts]]
+
+
+def bootstrap_replays(
+    tables: Sequence[GridTable],
+    names: Sequence[str],
+    tuners: Sequence[str],
+    deltas: Sequence[float],
+    settings: BootstrapSettings,
+    processes: int | None = None,
+) -> BootstrapReplay:
+    """Replay `tuners` on `settings.tables` resampled copies of each table, at every δ."""
+    started = time.perf_counter()
+    deltas = sorted(float(d) for d in deltas)
+    resamples = [
+        table_resamples(t, settings.tables, settings.seed + 7919 * k) for k, t in enumerate(tables)
+    ]
+    jobs = [
+        (k, tuner, chunk)
+        for tuner in sorted(tuners, key=lambda t: t not in SLOW_TUNERS)
+        for k in range(len(tables))
+        for chunk in _chunks(settings.tables_of(tuner), 2 if tuner in SLOW_TUNERS else 10)
+    ]
+    results: dict[tuple[int, str], list[tuple[list[list[int]], list[list[bool]]]]] = {}
+    with executor(processes, len(jobs)) as pool:
+        futures = [
+            (
+                k,
+                tuner,
+                pool.submit(
+                    _run_replicates,
+                    tuner,
+                    resamples[k][chunk.start : chunk.stop],
+                    [
+                        SEED_BASE + b * settings.replays_of(tuner) + r
+                        for b in chunk
+                        for r in range(settings.replays_of(tuner))
+                    ],
+                    settings.replays_of(tuner),
+                    deltas,
+                ),
+            )
+            for k, tuner, chunk in jobs
+        ]
+        for k, tuner, future in futures:
+            results.setdefault((k, tuner), []).append(future.result())
+    out: dict[str, dict[str, BootstrapCosts]] = {}
+    for k, name in enumerate(names):
+        out[name] = {}
+        for tuner in tuners:
+            parts = results.get((k, tuner), [])
+            out[name][tuner] = BootstrapCosts(
+                costs={
+                    delta_key(d): [row for part in parts for row in part[0][i]]
+                    for i, d in enumerate(deltas)
+                },
+                censored={
+                    delta_key(d): [row for part in parts for row in part[1][i]]
+                    for i, d in enumerate(deltas)
+                },
+            )
+    return BootstrapReplay(
+        settings=settings,
+        deltas=deltas,
+        seconds=round(time.perf_counter() - started, 3),
+        f_star={name: resamples[k].min(axis=(1, 2)).tolist() for k, name in enumerate(names)},
+        tables=out,
+    )
+
+
+def _run_replicates(
+    tuner: str,
+    tables: np.ndarray,
+    seeds: list[int],
+    replays: int,
+    deltas: list[float],
+) -> tuple[list[list[list[int]]], list[list[list[bool]]]]:
+    """Costs and censoring [δ][b][r] of `replays` runs on each of `tables`."""
+    costs: list[list[list[int]]] = [[] for _ in deltas]
+    censored: list[list[list[bool]]] = [[] for _ in deltas]
+    for b, values in enumerate(tables):
+        f_star = float(values.min())
+        runs = [
+            run_tabular(tuner, values, seed=seeds[b * replays + r], target=f_star + deltas[0])
+            for r in range(replays)
+        ]
+        for i, delta in enumerate(deltas):
+            hit_costs, hit_censored = first_hits(runs, f_star + delta)
+            costs[i].append(hit_costs)
+            censored[i].append(hit_censored)
+    return costs, censored
+
+
+def _chunks(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
