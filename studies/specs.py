@@ -35,6 +35,18 @@ OPTIMIZERS: tuple[str, ...] = (
     "delayed_adam",
     "adabelief",
 )
+#: Each optimizer's default ε (optim.registry's, repeated here: the server never imports torch).
+DEFAULT_EPS: dict[str, float | None] = {
+    "sgd": None,
+    "adam": 1e-8,
+    "adamw": 1e-8,
+    "amsgrad": 1e-8,
+    "radam": 1e-8,
+    "avagrad": 0.1,
+    "avagradw": 0.1,
+    "delayed_adam": 1e-8,
+    "adabelief": 1e-16,
+}
 TASKS: tuple[str, ...] = ("mnist1d-mlp", "mnist1d-cnn", "charlm-lstm", "eq11", "cifar10-wrn")
 TUNERS: tuple[str, ...] = ("grid", "random", "tpe", "cmaes", "gld", "cgld")
 

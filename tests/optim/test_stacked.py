@@ -111,3 +111,14 @@ def test_unknown_optimizer_names_the_known_ones():
 def test_tensor_hyperparameters_need_stacked():
     with pytest.raises(ValueError, match="stacked=True"):
         get_optimizer("adam", [torch.zeros(1, requires_grad=True)], lr=torch.ones(3))
+
+
+def test_studies_default_eps_repeats_the_registry():
+    """The server-side copy (studies.specs, no torch) names each optimizer's default ε."""
+    from optim.registry import _info
+    from studies.specs import DEFAULT_EPS
+
+    assert set(DEFAULT_EPS) == set(OPTIMIZERS)
+    for name in OPTIMIZERS:
+        info = _info(name)
+        assert DEFAULT_EPS[name] == (info.default_eps if info.uses_eps else None), name

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
-
-import numpy as np
 
 from studies import figures
 from studies.analysis_cli import register
