@@ -1,11 +1,16 @@
-"""Replay speed: 6 tuners × 2 optimizers × 100 seeds on two 21×21 tables; one JSON line.
+"""Replay and hierarchical-bootstrap speed on two 21×21 tables at S = 3; one JSON line.
 
-Target: replay_seconds ≤ 60 on 2 idle cores. cpu_seconds (all processes) and the load
-average before the run help read a timing taken on a shared machine.
+Targets on 2 idle cores: replay_seconds ≤ 60 (6 tuners × 2 optimizers × 100 seeds) and
+bootstrap_seconds ≤ 60 (the demo's bootstrap: every tuner on B resampled tables × R
+replays each, the defaults of studies.specs.BootstrapSettings). cpu_seconds (all
+processes) and the load average before the run help read a timing taken on a shared
+machine.
 
 The tables are synthetic, shaped like the paper's Figure 1: Adam's error follows α alone
 for small ε and α/ε for large ε (a coupled, diagonal landscape); AvaGrad's follows α alone
-with a mild ε effect (separable). Pass real tables (JSON of `avatune grid`) to use those.
+with a mild ε effect (separable); three seeds each, with 0.75 pp of noise per seed (the
+binomial noise of 4 000 validation examples at 35 % error). Pass real tables (JSON of
+`avatune grid`, e.g. the demo's exported grids) to use those.
 
     python benchmarks/replay.py [TABLE.json TABLE.json] [--seeds 100] [--processes 2]
 """
@@ -24,12 +29,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from studies.bootstrap import bootstrap_replays
 from studies.grids import grid_values
-from studies.replay import replay_tables
+from studies.replay import delta_key, replay_tables
+from studies.specs import BootstrapSettings
 from studies.table import GridTable
 from studies.tuners import TUNERS
 
 CHANCE = 90.0
+SEEDS = 3
+SEED_NOISE = 0.75
 
 
 def synthetic_table(optimizer: str, seed: int = 0) -> GridTable:
@@ -48,16 +57,20 @@ def synthetic_table(optimizer: str, seed: int = 0) -> GridTable:
         error = 7.0 + 2.5 * (la - 0.5 * adaptive) ** 2 + 1.5 * adaptive  # best α ≈ 1
     else:
         raise ValueError(f"no synthetic table for {optimizer!r}")
-    error = np.minimum(error + noise, CHANCE)
-    diverged = error >= CHANCE
-    return GridTable(
+    per_seed = (
+        error
+        + noise
+        + np.random.default_rng(seed + 1).normal(0.0, SEED_NOISE, (SEEDS, *error.shape))
+    )
+    diverged = per_seed >= CHANCE
+    return GridTable.from_seeds(
+        error_seeds=np.minimum(per_seed, CHANCE),
+        diverged_seeds=diverged,
+        chance=CHANCE,
         task="synthetic",
         optimizer=optimizer,
         alphas=alphas,
         epsilons=epsilons,
-        error=error.tolist(),
-        diverged=diverged.tolist(),
-        chance=CHANCE,
     )
 
 
@@ -66,6 +79,17 @@ def _cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _cpu_name() -> str:
+    """The CPU model, for reading timings across machines."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def main() -> None:
@@ -84,6 +108,13 @@ def main() -> None:
     result = replay_tables(tables, TUNERS, args.seeds, 0.5, args.processes)
     seconds = time.perf_counter() - started
     cpu = _cpu_seconds() - cpu_started
+    settings = BootstrapSettings()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    boot = bootstrap_replays(
+        tables, [t.name for t in result.tables], TUNERS, result.deltas, settings, args.processes
+    )
+    boot_seconds = time.perf_counter() - started
+    boot_cpu = _cpu_seconds() - cpu_started
     runs = len(tables) * len(TUNERS) * args.seeds
     medians = {t.name: {tuner: r.median for tuner, r in t.tuners.items()} for t in result.tables}
     print(
@@ -96,8 +127,21 @@ def main() -> None:
                 "processes": args.processes,
                 "runs": runs,
                 "replay_seconds": round(seconds, 2),
+                "bootstrap_seconds": round(boot_seconds, 2),
+                "bootstrap_cpu_seconds": round(boot_cpu, 1),
+                "bootstrap_runs": sum(
+                    len(tables) * settings.tables_of(t) * settings.replays_of(t) for t in TUNERS
+                ),
+                "bootstrap": settings.model_dump(),
+                "bootstrap_censored": sum(
+                    int(np.sum(c.censored[delta_key(0.5)]))
+                    for per_tuner in boot.tables.values()
+                    for c in per_tuner.values()
+                ),
+                "seeds_per_cell": [t.seeds for t in tables],
                 "runs_per_s": round(runs / seconds, 1),
                 "cpu_seconds": round(cpu, 1),
+                "cpu": _cpu_name(),
                 "load_avg_1m_before": round(load_before, 2),
                 "censored": sum(r.n_censored for t in result.tables for r in t.tuners.values()),
                 "median_cost": medians,

@@ -15,28 +15,53 @@ def _f(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _ci(ci: list[float | None], digits: int = 2) -> str:
+    lo, hi = ci
+    return f"{_f(lo, digits)}–{'∞' if hi is None and lo is not None else _f(hi, digits)}"
+
+
+def _median(cost: dict[str, Any]) -> str:
+    if cost.get("censored_median"):
+        return f"> {_f(cost.get('median_bound'), 1)}"
+    return _f(cost["median"], 1)
+
+
+def _ratio(ratio: dict[str, Any] | None) -> str:
+    if ratio is None or ratio["ratio"] is None:
+        return "–"
+    bound = f"{ratio['bound']} " if ratio.get("bound") else ""
+    return f"{bound}{_f(ratio['ratio'])} [{_ci(ratio['ci'])}]"
+
+
 def grid_table(metrics: dict[str, Any]) -> Table:
     """Figure 1 in numbers: best point, interaction and best-α drift per optimizer."""
     table = Table(title="grids (Figure 1)")
     for column in (
         "optimizer",
-        "grid",
-        "best error %",
+        "grid × seeds",
+        "best error % (SE)",
         "best α",
         "best ε",
-        "interaction",
-        "α* drift (decades)",
+        "interaction [95% CI]",
+        "α* drift (robust)",
+        "line-search regret (worst)",
     ):
         table.add_column(column, justify="left" if column == "optimizer" else "right")
     for name, grid in metrics["tables"].items():
+        stats = grid.get("stats", {})
+        noise = stats.get("noise", {})
+        interaction = stats.get("interaction", {"ci": [None, None]})
+        robust = stats.get("robust_drift", {}).get("value")
+        worst = stats.get("line_search", {}).get("worst", {}).get("value")
         table.add_row(
             optimizer_label(name, grid.get("settings")),
-            "×".join(str(n) for n in grid["shape"]),
-            _f(grid["f_star"]),
+            "×".join(str(n) for n in grid["shape"]) + f" × {grid.get('seeds', 1)}",
+            f"{_f(grid['f_star'])} ({_f(noise.get('f_star_se'))})",
             f"{grid['best_alpha']:g}",
             f"{grid['best_eps']:g}",
-            _f(grid["interaction"], 3),
-            _f(grid["drift_decades"], 1),
+            f"{_f(grid['interaction'], 3)} [{_ci(interaction['ci'], 3)}]",
+            f"{_f(grid['drift_decades'], 1)} ({_f(robust, 1)})",
+            _f(worst),
         )
     return table
 
@@ -47,8 +72,9 @@ def cost_table(metrics: dict[str, Any]) -> Table:
     reference = metrics["reference"]
     ratio_keys = [key for key in metrics["ratios"] if key.endswith(f"/{reference}")]
     table = Table(
-        title=f"tuning cost: median trials to within δ = {metrics['delta']:g} pp "
-        f"of the best ({metrics['seeds']} replays each)"
+        title=f"tuning cost: Kaplan–Meier median trials to within δ = {metrics['delta']:g} pp "
+        f"of the best ({metrics['seeds']} replays each; 95% CIs from the hierarchical "
+        "bootstrap over training seeds)"
     )
     table.add_column("tuner")
     for name in names:
@@ -61,20 +87,38 @@ def cost_table(metrics: dict[str, Any]) -> Table:
         for name in names:
             cost = costs[name][tuner]
             censored = f", {cost['n_censored']} never" if cost["n_censored"] else ""
-            row.append(
-                f"{_f(cost['median'], 1)} [{_f(cost['ci'][0], 1)}–{_f(cost['ci'][1], 1)}]{censored}"
-            )
+            row.append(f"{_median(cost)} [{_ci(cost['ci'], 1)}]{censored}")
         for key in ratio_keys:
-            ratio = metrics["ratios"][key][tuner]
-            row.append(f"{_f(ratio['ratio'])} [{_f(ratio['ci'][0])}–{_f(ratio['ci'][1])}]")
+            row.append(_ratio(metrics["ratios"][key].get(tuner)))
         table.add_row(*row)
     return table
 
 
+def conclusion(metrics: dict[str, Any]) -> Text:
+    """The conclusion and the three numbers that decide it."""
+    decided = metrics.get("decided_by")
+    text = Text.from_markup(
+        f"[bold]Conclusion: {metrics.get('conclusion', '–')}[/] "
+        f"({metrics.get('conclusion_reason', '')})"
+    )
+    if decided:
+        reference, other = metrics["reference"], decided["other"]
+        difference = decided["interaction_difference"]
+        text.append(
+            f"\n  interaction {reference} − {other}: {_f(difference['value'], 3)} "
+            f"[{_ci(difference['ci'], 3)}]  (needs the CI below 0)"
+            f"\n  CGLD cost ratio {other}/{reference}: {_ratio(decided['cgld_ratio'])}  "
+            "(needs the CI above 1)"
+            f"\n  seeds per cell: {decided['seeds']}  (needs ≥ 2: training noise in the CIs)"
+        )
+    return text
+
+
 def summary(metrics: dict[str, Any]) -> Group:
-    """Both tables and the verdict sentence."""
+    """Both tables, the conclusion with its numbers, and the verdict sentence."""
     return Group(
         grid_table(metrics),
         cost_table(metrics),
+        conclusion(metrics),
         Text.from_markup(f"[bold]Verdict.[/] {metrics['verdict']}"),
     )

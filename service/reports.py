@@ -48,6 +48,7 @@ def build_metrics(spec: ExperimentSpec, tables: list[Any], out_dir: Path) -> dic
         tuners=list(spec.replay.tuners),
         seeds=spec.replay.seeds,
         deltas=list(spec.replay.deltas),
+        bootstrap=spec.replay.bootstrap,
     )
     return _json_safe(metrics)
 

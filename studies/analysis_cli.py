@@ -117,7 +117,7 @@ def report(
             bootstrap=BootstrapSettings(
                 tables=bootstrap_tables,
                 replays=bootstrap_replays,
-                slow_tables=min(12, bootstrap_tables),
+                slow_tables=min(8, bootstrap_tables),
             ),
         )
     except (ValueError, KeyError) as error:

@@ -15,40 +15,18 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from studies.replay import SLOW_TUNERS, delta_key, executor, first_hits
 from studies.resample import table_resamples
+from studies.specs import BootstrapSettings
 from studies.table import GridTable
 from studies.tuners.tabular import run_tabular
 
 #: Tuner seeds of bootstrap replays start here, apart from the main replay's 0, 1, 2, …
 SEED_BASE = 1_000_000
 
-
-class BootstrapSettings(BaseModel):
-    """B resampled tables per grid, R tuner replays on each; fewer for TPE and CMA-ES.
-
-    Optuna's TPE and CMA-ES cost 10–50× more per run than the others, so they get
-    `slow_tables` × `slow_replays` runs (the first `slow_tables` of the same resamples):
-    their intervals are coarser, never narrower than the data allow.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    tables: int = Field(default=30, ge=2, le=2000, description="B: resampled tables per grid.")
-    replays: int = Field(default=10, ge=1, le=1000, description="R: replays per table.")
-    slow_tables: int = Field(default=12, ge=2, le=2000, description="B for TPE and CMA-ES.")
-    slow_replays: int = Field(default=3, ge=1, le=1000, description="R for TPE and CMA-ES.")
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-
-    def tables_of(self, tuner: str) -> int:
-        """B for `tuner`."""
-        return min(self.slow_tables, self.tables) if tuner in SLOW_TUNERS else self.tables
-
-    def replays_of(self, tuner: str) -> int:
-        """R for `tuner`."""
-        return self.slow_replays if tuner in SLOW_TUNERS else self.replays
+__all__ = ["BootstrapCosts", "BootstrapReplay", "BootstrapSettings", "bootstrap_replays"]
 
 
 class BootstrapCosts(BaseModel):

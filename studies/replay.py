@@ -22,12 +22,12 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from studies.separability import objective, summarize
+from studies.specs import SLOW_TUNERS
 from studies.table import GridTable
 from studies.tuners import TUNERS
 from studies.tuners.tabular import MAX_ASKS_FACTOR, TabularRun, run_tabular
 
 FORMAT = "avatune-replay/1"
-SLOW_TUNERS = ("tpe", "cmaes")
 
 
 class CostStats(BaseModel):

@@ -49,6 +49,8 @@ DEFAULT_EPS: dict[str, float | None] = {
 }
 TASKS: tuple[str, ...] = ("mnist1d-mlp", "mnist1d-cnn", "charlm-lstm", "eq11", "cifar10-wrn")
 TUNERS: tuple[str, ...] = ("grid", "random", "tpe", "cmaes", "gld", "cgld")
+#: Tuners whose runs cost most (Optuna's model-based samplers): replayed and bootstrapped first.
+SLOW_TUNERS: tuple[str, ...] = ("tpe", "cmaes")
 
 #: Trainings one study may ask for.
 MAX_BUDGET = 20_000
@@ -230,6 +232,31 @@ class StudySpec(BaseModel):
 Delta = Annotated[float, Field(gt=0, le=100)]
 
 
+class BootstrapSettings(BaseModel):
+    """B resampled tables per grid, R tuner replays on each; fewer for TPE and CMA-ES.
+
+    Optuna's TPE and CMA-ES cost 10–50× more per run than the others, so they get
+    `slow_tables` × `slow_replays` runs (the first `slow_tables` of the same resamples):
+    their intervals are coarser, never narrower than the data allow.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tables: int = Field(default=30, ge=2, le=2000, description="B: resampled tables per grid.")
+    replays: int = Field(default=10, ge=1, le=1000, description="R: replays per table.")
+    slow_tables: int = Field(default=8, ge=2, le=2000, description="B for TPE and CMA-ES.")
+    slow_replays: int = Field(default=3, ge=1, le=1000, description="R for TPE and CMA-ES.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    def tables_of(self, tuner: str) -> int:
+        """B for `tuner`."""
+        return min(self.slow_tables, self.tables) if tuner in SLOW_TUNERS else self.tables
+
+    def replays_of(self, tuner: str) -> int:
+        """R for `tuner`."""
+        return self.slow_replays if tuner in SLOW_TUNERS else self.replays
+
+
 class ReplaySettings(BaseModel):
     """How an experiment's report replays the tuners on its complete grids."""
 
@@ -241,6 +268,10 @@ class ReplaySettings(BaseModel):
     seeds: Annotated[int, Field(ge=1, le=1000)] = 100
     deltas: Annotated[list[Delta], Field(min_length=1, max_length=8)] = Field(
         default_factory=lambda: [0.5, 1.0], description="Suboptimality targets, percentage points."
+    )
+    bootstrap: BootstrapSettings = Field(
+        default_factory=BootstrapSettings,
+        description="The hierarchical bootstrap behind every interval of the report.",
     )
 
 

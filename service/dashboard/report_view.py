@@ -122,6 +122,16 @@ def report_view(
     reference = metrics["reference"]
     return {
         "verdict": metrics.get("verdict", ""),
+        "conclusion": metrics.get("conclusion"),
+        "conclusion_reason": metrics.get("conclusion_reason", ""),
+        "conclusion_rule": metrics.get("conclusion_rule", ""),
+        "decided_by": metrics.get("decided_by"),
+        "cgld_gain": metrics.get("cgld_gain", {}),
+        "cgld_gain_interaction": metrics.get("cgld_gain_interaction", {}),
+        "delta": metrics.get("delta"),
+        "tunability": figures.tunability_curves(metrics)
+        if all("stats" in g for g in metrics["tables"].values())
+        else None,
         "computed_at": computed_at,
         "names": names,
         "reference": reference,

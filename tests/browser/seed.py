@@ -35,19 +35,22 @@ def report_some(
         lease = http.post("/api/leases", json=body).json()
         if not lease["trials"]:
             break
+        seeds = lease["fidelity"]["seeds"] if lease.get("fidelity") else 1
         for trial in lease["trials"]:
             value = error_percent(trial["optimizer"]["name"], trial["alpha"], trial["eps"])
             curve = [value + 30.0 / (step + 1) for step in range(12)]
-            response = http.post(
-                f"/api/trials/{trial['trial_id']}/result",
-                json={
-                    "token": lease["token"],
-                    "value": value,
-                    "test_value": value + 0.7,
-                    "curve": curve,
-                    "seconds": 0.5,
-                },
-            )
+            body: dict[str, Any] = {
+                "token": lease["token"],
+                "value": value,
+                "test_value": value + 0.7,
+                "curve": curve,
+                "seconds": 0.5,
+            }
+            if seeds > 1:  # seed s is off by ±0.4 pp, the mean stays `value`
+                spread = [0.4 * (2 * s - (seeds - 1)) / max(seeds - 1, 1) for s in range(seeds)]
+                body["seed_values"] = [value + d for d in spread]
+                body["value"] = sum(body["seed_values"]) / seeds
+            response = http.post(f"/api/trials/{trial['trial_id']}/result", json=body)
             response.raise_for_status()
             done += 1
     return done
@@ -92,11 +95,12 @@ def seed(http: httpx.Client) -> Seeded:
             "task": "mnist1d-mlp",
             "optimizers": ["adam", {"name": "avagrad", "weight_decay": 1e-3}],
             "space": grid(5, 5),
-            "fidelity": {"steps": 5},
+            "fidelity": {"steps": 5, "seeds": 2},
             "replay": {
                 "tuners": ["grid", "random", "gld", "cgld"],
                 "seeds": 8,
                 "deltas": [0.5, 1.0],
+                "bootstrap": {"tables": 8, "replays": 3},
             },
         },
     ).json()["id"]

@@ -187,6 +187,19 @@ def test_report_page_shows_verdict_figures_and_metrics(
         _open(page, site, f"/experiments/{site.seeded.report_experiment}", 3)
         verdict = page.locator("#verdict").inner_text()
         assert "interaction" in verdict and "CI" in verdict
+        report = site.http.get(f"/api/experiments/{site.seeded.report_experiment}/report").json()
+        conclusion = report["metrics"]["conclusion"]
+        assert page.locator("#conclusion").inner_text() == conclusion
+        assert "needs the CI above 1" in page.locator("#decided-by").inner_text()
+        assert "seeds per cell: 2" in page.locator("#decided-by").inner_text()
+        assert page.locator("#conclusion-rule").inner_text().startswith("Rule:")
+        assert page.locator("#line-search-table tbody tr").count() == 2
+        curves = page.evaluate(
+            "() => document.getElementById('tunability').data.filter(t => t.showlegend !== false)"
+            ".map(t => t.name)"
+        )
+        assert curves == ["adam", "avagrad"]
+        assert page.get_by_role("columnheader", name="adam: KM median").count() >= 1
         heatmaps = page.evaluate(
             "() => document.getElementById('figure1').data.filter(t => t.type === 'heatmap')"
             ".map(t => [t.z.length, t.z[0].length])"
