@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 from service.schemas import StudyOut, TrialOut
@@ -18,6 +19,10 @@ CSV_COLUMNS = (
     "value",
     "test_value",
     "diverged",
+    "seed_values",
+    "seed_test_values",
+    "seed_diverged",
+    "chance",
     "attempts",
     "worker_id",
     "source_trial_id",
@@ -27,14 +32,21 @@ CSV_COLUMNS = (
 )
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for None, a JSON array for the per-seed lists."""
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, list) else value
+
+
 def to_csv(trials: list[TrialOut]) -> str:
-    """One row per trial, in number order (curves left out)."""
+    """One row per trial, in number order (curves left out; per-seed values as JSON arrays)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for trial in trials:
         data = trial.model_dump(mode="json")
-        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+        writer.writerow([_cell(data[c]) for c in CSV_COLUMNS])
     return buffer.getvalue()
 
 

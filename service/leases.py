@@ -27,7 +27,7 @@ from sqlalchemy.orm import aliased
 from service import lifecycle, tuning
 from service.db import Database
 from service.errors import Conflict, NotFound, ServiceError
-from service.models import Study, StudyState, Trial, TrialState, Worker, utcnow
+from service.models import SEED_COLUMNS, Study, StudyState, Trial, TrialState, Worker, utcnow
 from service.repositories import studies, workers
 from service.settings import Settings
 from studies.protocol import (
@@ -293,6 +293,10 @@ _FINISH = (
         test_value=bindparam("test_value"),
         curve=bindparam("curve"),
         diverged=bindparam("diverged"),
+        seed_values=bindparam("seed_values"),
+        seed_test_values=bindparam("seed_test_values"),
+        seed_diverged=bindparam("seed_diverged"),
+        chance=bindparam("chance"),
         seconds=bindparam("seconds"),
         lease_token=None,
         lease_expires_at=None,
@@ -358,6 +362,11 @@ def heartbeat(db: Database, settings: Settings, trial_id: int, beat: Heartbeat) 
     return HeartbeatAck(expires_at=expires, trials=len(rows))
 
 
+def _seeds(result: TrialResult) -> dict[str, Any]:
+    """The per-seed columns of a result (None from workers that send one value)."""
+    return {name: getattr(result, name) for name in SEED_COLUMNS}
+
+
 def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
     """Record a finished training once; a second or late report is a `Conflict`."""
     now = utcnow()
@@ -370,6 +379,7 @@ def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
         "test_value": result.test_value,
         "curve": result.curve,
         "diverged": result.diverged,
+        **_seeds(result),
         "seconds": result.seconds,
         "now": now,
     }
@@ -386,6 +396,7 @@ def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
                 value=result.value,
                 test_value=result.test_value,
                 diverged=result.diverged,
+                seeds=_seeds(result),
             )
         best = db.state.setdefault("best", {})  # never below the stored best: a hint
         if result.value < best.get(study_id, math.inf):

@@ -4,11 +4,13 @@ moves, and a study (and its experiment) finishes when nothing is left to run."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, or_, select, update
 
 from service.models import (
     PENDING_STATES,
+    SEED_COLUMNS,
     VALUED_STATES,
     Experiment,
     Study,
@@ -32,6 +34,7 @@ _MIRROR = (
         diverged=bindparam("diverged"),
         error=bindparam("error"),
         finished_at=_NOW,
+        **{name: bindparam(name) for name in SEED_COLUMNS},
     )
 )
 _BEST = (
@@ -76,8 +79,10 @@ def mirror(
     test_value: float | None = None,
     diverged: bool = False,
     error: str | None = None,
+    seeds: dict[str, Any] | None = None,
 ) -> None:
-    """Give the outcome of trial `original_id` to the trials waiting on it."""
+    """Give the outcome of trial `original_id` (with its `SEED_COLUMNS`) to the trials
+    waiting on it."""
     conn.execute(
         _MIRROR,
         {
@@ -88,6 +93,8 @@ def mirror(
             "diverged": diverged,
             "error": error,
             "now": now,
+            **dict.fromkeys(SEED_COLUMNS),
+            **(seeds or {}),
         },
     )
 

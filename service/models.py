@@ -87,6 +87,8 @@ class TrialState(StrEnum):
 
 PENDING_STATES = (TrialState.queued, TrialState.leased, TrialState.waiting)
 VALUED_STATES = (TrialState.complete, TrialState.diverged)
+#: A trial's per-seed result columns; a trial that copies another's result copies these.
+SEED_COLUMNS = ("seed_values", "seed_test_values", "seed_diverged", "chance")
 
 
 class Base(DeclarativeBase):
@@ -141,7 +143,11 @@ class Study(Base):
 
 
 class Trial(Base):
-    """One (α, ε) point of a study and its training: lease, progress, result."""
+    """One (α, ε) point of a study and its training: lease, progress, result.
+
+    `value` is the mean over the trial's seeds; `seed_values`, `seed_test_values` and
+    `seed_diverged` keep each seed's result (NULL from workers that send none).
+    """
 
     __tablename__ = "trials"
     __table_args__ = (
@@ -168,6 +174,11 @@ class Trial(Base):
     test_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     diverged: Mapped[bool] = mapped_column(Boolean, default=False)
     curve: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    # per training seed (lists of equal length), when the worker sent them
+    seed_values: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    seed_test_values: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    seed_diverged: Mapped[list[bool] | None] = mapped_column(JSON, nullable=True)
+    chance: Mapped[float | None] = mapped_column(Float, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)

@@ -53,9 +53,15 @@ class TrialOut(BaseModel):
     eps: float
     i_alpha: int | None = None
     j_eps: int | None = None
-    value: float | None = None
+    value: float | None = Field(default=None, description="The mean over the trial's seeds.")
     test_value: float | None = None
     diverged: bool = False
+    seed_values: list[float] | None = Field(
+        default=None, description="Each seed's value (a diverged seed at chance); None: one seed."
+    )
+    seed_test_values: list[float] | None = None
+    seed_diverged: list[bool] | None = None
+    chance: float | None = Field(default=None, description="The task's chance level.")
     attempts: int = 0
     worker_id: str | None = None
     lease_expires_at: datetime | None = None

@@ -27,7 +27,7 @@ from optuna.trial import TrialState as OptunaState
 from optuna.trial import create_trial
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from service.models import PENDING_STATES, VALUED_STATES, Study, Trial, TrialState
+from service.models import PENDING_STATES, SEED_COLUMNS, VALUED_STATES, Study, Trial, TrialState
 from studies.specs import StudySpec
 from studies.tuners import make_sampler
 
@@ -180,9 +180,11 @@ def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
             original = known[key] = _recheck(conn, original)  # it may have finished meanwhile
         if original is not None and original.state in VALUED_STATES:
             base["diverged"] = original.diverged
+            seeds = conn.execute(_SEEDS, {"tid": original.trial_id}).one()._asdict()
             conn.execute(
                 insert(Trial).values(
                     **base,
+                    **seeds,
                     state=original.state,
                     value=original.value,
                     test_value=original.test_value,
@@ -217,6 +219,9 @@ def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
     return AskOutcome(fresh, asks, exhausted)
 
 
+_SEEDS = select(*(Trial.__table__.c[name] for name in SEED_COLUMNS)).where(
+    Trial.id == bindparam("tid")
+)
 _RECHECK = select(Trial.state, Trial.value, Trial.test_value, Trial.diverged).where(
     Trial.id == bindparam("tid")
 )

@@ -7,10 +7,18 @@ the whole lease.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from studies.specs import Fidelity, FiniteFloat, OptimizerRef, TaskRef, text
 
@@ -18,6 +26,8 @@ from studies.specs import Fidelity, FiniteFloat, OptimizerRef, TaskRef, text
 MAX_CURVE = 1000
 #: Trials one lease may ask for.
 MAX_LEASE_TRIALS = 4096
+#: Training seeds one result may carry (as many as a fidelity may ask for).
+MAX_SEEDS = 16
 
 WorkerId = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/+-]+$")
@@ -26,6 +36,9 @@ Token = Annotated[
     str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
 ]
 ShortText = text(200)
+_Item = TypeVar("_Item")
+#: One entry per training seed of a trial.
+SeedList = Annotated[list[_Item], Field(min_length=1, max_length=MAX_SEEDS)]
 
 
 def _scrub(value: str) -> str:
@@ -86,7 +99,13 @@ class HeartbeatAck(BaseModel):
 
 
 class TrialResult(BaseModel):
-    """A finished training: validation objective (error %), test metric, loss curve."""
+    """A finished training: validation objective (error %), test metric, loss curve.
+
+    With several seeds per trial, `seed_values` (and optionally `seed_test_values`,
+    `seed_diverged`) carry each seed's result, so grids keep their training noise; then
+    `value` is their mean and `diverged` says whether any seed diverged. A diverged seed's
+    value is the task's chance level (`chance`). Results without them count as one seed.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -98,6 +117,44 @@ class TrialResult(BaseModel):
         default=False, description="A diverged run is a result: value at chance level."
     )
     seconds: Annotated[FiniteFloat, Field(ge=0)] = 0.0
+    seed_values: SeedList[FiniteFloat] | None = Field(
+        default=None, description="Each seed's objective, chance-clipped; `value` is their mean."
+    )
+    seed_test_values: SeedList[FiniteFloat] | None = None
+    seed_diverged: SeedList[bool] | None = None
+    chance: FiniteFloat | None = Field(
+        default=None, description="The task's chance level: the value of a diverged seed."
+    )
+
+    @model_validator(mode="after")
+    def _check_seeds(self) -> TrialResult:
+        values = self.seed_values
+        if values is None:
+            if self.seed_test_values is not None or self.seed_diverged is not None:
+                raise ValueError("seed_test_values and seed_diverged need seed_values")
+            return self
+        for name in ("seed_test_values", "seed_diverged"):
+            other = getattr(self, name)
+            if other is not None and len(other) != len(values):
+                raise ValueError(
+                    f"{name} has {len(other)} entries and seed_values {len(values)}: "
+                    "send one per seed"
+                )
+        _check_mean("value", self.value, "seed_values", values)
+        if self.seed_test_values is not None and self.test_value is not None:
+            _check_mean("test_value", self.test_value, "seed_test_values", self.seed_test_values)
+        if self.seed_diverged is None:
+            if self.diverged:
+                raise ValueError("a diverged result with seed_values needs seed_diverged")
+        elif any(self.seed_diverged) != self.diverged:
+            raise ValueError("diverged must be true exactly when some seed in seed_diverged is")
+        return self
+
+
+def _check_mean(name: str, value: float, seeds_name: str, seeds: list[float]) -> None:
+    mean = math.fsum(v / len(seeds) for v in seeds)  # never overflows, as a sum may
+    if not math.isclose(value, mean, rel_tol=1e-9, abs_tol=1e-9):
+        raise ValueError(f"{name} must be the mean of {seeds_name} ({mean!r}), got {value!r}")
 
 
 class TrialFailure(BaseModel):

@@ -90,7 +90,9 @@ def grid(
         "paper", "--grid", help="paper: the 21×21 (α, ε) grid; coarse: every other value, 11×11."
     ),
     steps: int | None = typer.Option(None, min=1, help="Training steps (default: the task's)."),
-    seeds: int = typer.Option(1, min=1, max=64, help="Seeds per grid point, averaged."),
+    seeds: int = typer.Option(
+        1, min=1, max=64, help="Seeds per grid point: each kept (avatune-grid/2), cells their mean."
+    ),
     batch_size: int | None = typer.Option(
         None, min=1, help="Minibatch size (default: the task's)."
     ),

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from studies.grids import GridName, grid_values
@@ -24,10 +25,6 @@ def grid_epsilons(optimizer: str, epsilons: list[float]) -> list[float]:
     return [float(f"{e * shift:.6g}") for e in epsilons]
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def run_grid(
     task: str,
     optimizer: str,
@@ -41,10 +38,10 @@ def run_grid(
     progress: Callable[[int, int], None] | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> GridTable:
-    """Train every (α, ε) of the grid for `seeds` seeds; each cell averages its seeds.
+    """Train every (α, ε) of the grid for `seeds` seeds into a v2 table (per-seed values kept).
 
-    A diverged seed counts at the task's chance level; a cell is flagged diverged when
-    any of its seeds diverged.
+    A diverged seed counts at the task's chance level for that seed only; a cell is
+    flagged diverged when any of its seeds diverged; each cell's error is its seeds' mean.
     """
     spec = get_task(task)
     if seeds < 1:
@@ -65,15 +62,16 @@ def run_grid(
         dtype=dtype,
     )
     seconds = time.perf_counter() - start
-    cells: dict[tuple[int, int], list[TrialResult]] = {}
-    size = len(alphas) * len(epsilons)
-    for index, result in enumerate(results):
-        cells.setdefault(divmod(index % size, len(epsilons)), []).append(result)
+    shape = (seeds, len(alphas), len(epsilons))
 
-    def table(pick: Callable[[list[TrialResult]], Any]) -> list[list[Any]]:
-        return [[pick(cells[i, j]) for j in range(len(epsilons))] for i in range(len(alphas))]
+    def per_seed(pick: Callable[[TrialResult], Any], kind: type) -> list[Any]:
+        return np.array([pick(r) for r in results], dtype=kind).reshape(shape).tolist()
 
-    return GridTable(
+    return GridTable.from_seeds(
+        error_seeds=per_seed(lambda r: r.objective, float),
+        diverged_seeds=per_seed(lambda r: r.diverged, bool),
+        test_error_seeds=per_seed(lambda r: r.test_metric, float),
+        chance=spec.chance,
         task=task,
         optimizer=optimizer,
         fidelity={
@@ -85,10 +83,6 @@ def run_grid(
         settings=dict(optimizer_settings or {}),
         alphas=alphas,
         epsilons=epsilons,
-        error=table(lambda rs: _mean([r.objective for r in rs])),
-        test_error=table(lambda rs: _mean([r.test_metric for r in rs])),
-        diverged=table(lambda rs: any(r.diverged for r in rs)),
-        chance=spec.chance,
         objective=spec.objective_name,
         seconds=round(seconds, 3),
     )

@@ -23,7 +23,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -40,6 +40,9 @@ from studies.protocol import (
 )
 from workers.client import Rejected, ServiceClient, Stopped, Unauthorized
 
+if TYPE_CHECKING:  # the trainer imports torch; this module must not, until it trains
+    from workers.trainer import TrialResult as TrainedSeed
+
 ProgressFn = Callable[[int, int], None]
 #: How often the loop looks at the training thread and the stop flag, seconds.
 POLL_SECONDS = 0.2
@@ -47,13 +50,41 @@ POLL_SECONDS = 0.2
 
 @dataclass
 class Outcome:
-    """What training one leased trial produced (the value averaged over its seeds)."""
+    """What training one leased trial produced (the value averaged over its seeds).
+
+    `seed_values` etc. hold each seed's result when the trainer kept them; `chance` is the
+    task's chance level, at which a diverged seed counts.
+    """
 
     value: float
     test_value: float | None = None
     curve: list[float] = field(default_factory=list)
     diverged: bool = False
     seconds: float = 0.0
+    seed_values: list[float] | None = None
+    seed_test_values: list[float] | None = None
+    seed_diverged: list[bool] | None = None
+    chance: float | None = None
+
+
+def seed_outcome(runs: Sequence[TrainedSeed], chance: float) -> Outcome:
+    """One trial's outcome from its seeds' runs: each seed chance-clipped (a diverged seed
+    at chance, the others unchanged below it), the value their mean, diverged if any seed."""
+    flags = [r.diverged for r in runs]
+    values = [chance if d else min(r.objective, chance) for r, d in zip(runs, flags, strict=True)]
+    tests = [chance if d else min(r.test_metric, chance) for r, d in zip(runs, flags, strict=True)]
+    finite_tests = all(math.isfinite(t) for t in tests)
+    return Outcome(
+        value=math.fsum(values) / len(values),
+        test_value=math.fsum(tests) / len(tests) if finite_tests else None,
+        curve=_mean_curve([r.curve for r in runs]),
+        diverged=any(flags),
+        seconds=max(r.seconds for r in runs),
+        seed_values=values,
+        seed_test_values=tests if finite_tests else None,
+        seed_diverged=flags,
+        chance=chance,
+    )
 
 
 #: Trains every trial of a lease; outcomes in the lease's trial order.
@@ -69,10 +100,12 @@ def torch_trainer(device: str | None = None) -> Trainer:
     """The real trainer (workers.trainer): one batched `train` call per optimizer setting."""
 
     def train_lease(lease: LeaseResponse, progress: ProgressFn) -> list[Outcome]:
+        from workers.tasks import get_task
         from workers.trainer import TrialConfig, train
 
         assert lease.task is not None and lease.fidelity is not None
         fidelity = lease.fidelity
+        chance = get_task(lease.task.name).chance
         seeds = [fidelity.seed + s for s in range(fidelity.seeds)]
         groups: dict[str, list[int]] = {}
         for index, trial in enumerate(lease.trials):
@@ -107,14 +140,7 @@ def torch_trainer(device: str | None = None) -> Trainer:
             finished_steps += last_total[0]
             for k, index in enumerate(members):
                 runs = results[k * len(seeds) : (k + 1) * len(seeds)]
-                tests = [r.test_metric for r in runs]
-                outcomes[index] = Outcome(
-                    value=sum(r.objective for r in runs) / len(runs),
-                    test_value=sum(tests) / len(tests),
-                    curve=_mean_curve([r.curve for r in runs]),
-                    diverged=any(r.diverged for r in runs),
-                    seconds=max(r.seconds for r in runs),
-                )
+                outcomes[index] = seed_outcome(runs, chance)
         return [o for o in outcomes if o is not None]
 
     return train_lease
@@ -384,6 +410,10 @@ def _result(token: str, outcome: Outcome) -> TrialResult:
         curve=[v for v in outcome.curve if math.isfinite(v)][:MAX_CURVE],
         diverged=outcome.diverged,
         seconds=max(0.0, outcome.seconds),
+        seed_values=outcome.seed_values,
+        seed_test_values=outcome.seed_test_values,
+        seed_diverged=outcome.seed_diverged,
+        chance=outcome.chance,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, select, update
 
 from service.errors import Conflict, NotFound
-from service.models import VALUED_STATES, Experiment, Study, StudyState, Trial
+from service.models import SEED_COLUMNS, VALUED_STATES, Experiment, Study, StudyState, Trial
 from service.repositories.studies import create_study, delete_study, list_studies
 from service.schemas import ExperimentOut
 from studies.specs import ExperimentSpec, StudySpec
@@ -66,7 +66,8 @@ def list_experiments(conn: Connection, *, limit: int = 100) -> list[ExperimentOu
 
 
 def grid_tables(conn: Connection, experiment_id: int) -> list[GridTable]:
-    """The complete grid of every study of the experiment; `Conflict` while one is missing."""
+    """The complete grid of every study of the experiment (format avatune-grid/2, with each
+    trial's seeds); `Conflict` while one is missing."""
     row = _row(conn, experiment_id)
     studies = conn.execute(
         select(Study.id, Study.spec, Study.state)
@@ -74,49 +75,89 @@ def grid_tables(conn: Connection, experiment_id: int) -> list[GridTable]:
         .order_by(Study.id)
     ).all()
     spec = ExperimentSpec.model_validate(row.spec)
-    tables = []
-    for study in studies:
-        study_spec = StudySpec.model_validate(study.spec)
-        alphas, epsilons = study_spec.space.grid_axes()
-        error: list[list[float | None]] = [[None] * len(epsilons) for _ in alphas]
-        test: list[list[float | None]] = [[None] * len(epsilons) for _ in alphas]
-        diverged = [[False] * len(epsilons) for _ in alphas]
-        chance: float | None = None
-        for t in conn.execute(
-            select(Trial.i_alpha, Trial.j_eps, Trial.value, Trial.test_value, Trial.diverged).where(
-                Trial.study_id == study.id,
-                Trial.state.in_(VALUED_STATES),
-                Trial.source_trial_id.is_(None),
-            )
-        ).all():
-            error[t.i_alpha][t.j_eps] = t.value
-            test[t.i_alpha][t.j_eps] = t.test_value
-            diverged[t.i_alpha][t.j_eps] = t.diverged
-            if t.diverged:
-                chance = t.value if chance is None else max(chance, t.value)
-        missing = sum(v is None for r in error for v in r)
-        if missing:
-            raise Conflict(
-                f"the grid of study {study.id} ({study_spec.optimizer.name}) lacks {missing} "
-                f"of {len(alphas) * len(epsilons)} points ({study.state}); the report comes "
-                "once every grid is complete"
-            )
-        full_test = None if any(v is None for r in test for v in r) else test
-        tables.append(
-            GridTable(
-                task=spec.task.name,
-                optimizer=study_spec.optimizer.name,
-                fidelity=spec.fidelity.model_dump(),
-                settings=study_spec.optimizer.train_settings(),
-                alphas=alphas,
-                epsilons=epsilons,
-                error=error,
-                test_error=full_test,
-                diverged=diverged,
-                chance=chance,
-            )
+    return [_grid_table(conn, spec, study) for study in studies]
+
+
+_GRID_TRIALS = select(
+    Trial.i_alpha,
+    Trial.j_eps,
+    Trial.value,
+    Trial.test_value,
+    Trial.diverged,
+    *(Trial.__table__.c[name] for name in SEED_COLUMNS),
+)
+
+
+def _grid_table(conn: Connection, spec: ExperimentSpec, study: Row) -> GridTable:
+    """One study's grid from its trials' per-seed values; S = 1 from `value` unless every
+    trial has the same number of seeds."""
+    study_spec = StudySpec.model_validate(study.spec)
+    alphas, epsilons = study_spec.space.grid_axes()
+    cells: dict[tuple[int, int], Row] = {}
+    for t in conn.execute(
+        _GRID_TRIALS.where(
+            Trial.study_id == study.id,
+            Trial.state.in_(VALUED_STATES),
+            Trial.source_trial_id.is_(None),
         )
-    return tables
+    ).all():
+        cells[t.i_alpha, t.j_eps] = t
+    missing = len(alphas) * len(epsilons) - len(cells)
+    if missing:
+        raise Conflict(
+            f"the grid of study {study.id} ({study_spec.optimizer.name}) lacks {missing} "
+            f"of {len(alphas) * len(epsilons)} points ({study.state}); the report comes "
+            "once every grid is complete"
+        )
+    trials = list(cells.values())
+    counts = {None if t.seed_values is None else len(t.seed_values) for t in trials}
+    per_seed = None not in counts and len(counts) == 1
+
+    def seeds_of(t: Row) -> tuple[list[float], list[float] | None, list[bool]]:
+        if per_seed:
+            flags = t.seed_diverged or [False] * len(t.seed_values)  # none: no seed diverged
+            return t.seed_values, t.seed_test_values, flags
+        tests = None if t.test_value is None else [t.test_value]
+        return [t.value], tests, [t.diverged]
+
+    grid = [[seeds_of(cells[i, j]) for j in range(len(epsilons))] for i in range(len(alphas))]
+    n_seeds = len(grid[0][0][0])
+
+    def stack(k: int) -> list[list[list[Any]]]:
+        return [[[cell[k][s] for cell in r] for r in grid] for s in range(n_seeds)]
+
+    full_test = all(cell[1] is not None for r in grid for cell in r)
+    return GridTable.from_seeds(
+        error_seeds=stack(0),
+        diverged_seeds=stack(2),
+        test_error_seeds=stack(1) if full_test else None,
+        chance=_chance(trials, per_seed),
+        task=spec.task.name,
+        optimizer=study_spec.optimizer.name,
+        fidelity=spec.fidelity.model_dump(),
+        settings=study_spec.optimizer.train_settings(),
+        alphas=alphas,
+        epsilons=epsilons,
+    )
+
+
+def _chance(trials: list[Row], per_seed: bool) -> float | None:
+    """The task's chance level as the workers reported it; else the highest value of a
+    diverged seed (or, without per-seed values, of a diverged trial); else unknown."""
+    reported = [t.chance for t in trials if t.chance is not None]
+    if reported:
+        return max(reported)
+    if per_seed:
+        diverged = [
+            v
+            for t in trials
+            if t.seed_diverged is not None
+            for v, d in zip(t.seed_values, t.seed_diverged, strict=True)
+            if d
+        ]
+    else:
+        diverged = [t.value for t in trials if t.diverged]
+    return max(diverged, default=None)
 
 
 def stored_report(conn: Connection, experiment_id: int) -> tuple[dict[str, Any], datetime] | None:

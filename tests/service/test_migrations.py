@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect, text
 
 from service.db import make_engine
-from service.migrations import current, upgrade
-from service.models import Base
+from service.migrations import alembic_config, current, upgrade
+from service.models import SEED_COLUMNS, Base
+
+HEAD = "0002"
+
+
+def _matches_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def _trial_columns(engine: Engine) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns("trials")}
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        assert current(engine) == "0001"
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+        assert current(engine) == HEAD
+        _matches_models(engine)
         indexes = {i["name"] for i in inspect(engine).get_indexes("trials")}
         assert {"ix_trials_queue", "ix_trials_lease_expiry", "ix_trials_study_id_state"} <= indexes
     finally:
@@ -28,7 +39,34 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     upgrade(database_url)
     engine = make_engine(database_url)
     try:
+        assert current(engine) == HEAD
+    finally:
+        engine.dispose()
+
+
+def test_0002_adds_the_per_seed_columns_and_downgrades(database_url: str) -> None:
+    """0002 adds the per-seed result columns; its downgrade drops them and keeps the rest
+    (on SQLite the rebuilt table keeps AUTOINCREMENT: ids are never reused)."""
+    engine = make_engine(database_url)
+    config = alembic_config()
+    try:
+        assert set(SEED_COLUMNS) <= _trial_columns(engine)
+        with engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0001")
+            conn.commit()
         assert current(engine) == "0001"
+        columns = _trial_columns(engine)
+        assert not set(SEED_COLUMNS) & columns and {"value", "test_value", "curve"} <= columns
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'trials'"))
+                assert "AUTOINCREMENT" in sql.scalar_one()
+        indexes = {i["name"] for i in inspect(engine).get_indexes("trials")}
+        assert {"ix_trials_queue", "ix_trials_lease_expiry", "ix_trials_study_id_state"} <= indexes
+        upgrade(engine=engine)
+        assert current(engine) == HEAD and set(SEED_COLUMNS) <= _trial_columns(engine)
+        _matches_models(engine)
     finally:
         engine.dispose()
 

@@ -77,6 +77,7 @@ def test_builtin_specs() -> None:
     assert isinstance(paper, ExperimentSpec)
     assert [o.name for o in paper.optimizers] == ["adam", "avagrad"]
     assert paper.space.grid == "paper" and paper.task.name == "mnist1d-mlp"
+    assert paper.fidelity.seeds == 3
     every = builtin_spec("all-optimizers-mnist1d")
     assert isinstance(every, ExperimentSpec)
     assert tuple(o.name for o in every.optimizers) == OPTIMIZERS
@@ -88,9 +89,11 @@ def test_builtin_specs() -> None:
     assert isinstance(decayed, ExperimentSpec) and decayed.space.grid == "paper"
     settings = {s.optimizer.name: s.optimizer.train_settings() for s in decayed.study_specs()}
     assert settings == {n: {"weight_decay": 2e-3} for n in ("adam", "avagrad")}
+    assert decayed.fidelity.seeds == 3
     quick = builtin_spec("quick-mnist1d")
     assert isinstance(quick, ExperimentSpec) and quick.space.size == 121
     assert quick.fidelity.steps is not None and quick.fidelity.steps <= 500
+    assert quick.fidelity.seeds == 1
     with pytest.raises(ValueError, match="choose one of"):
         builtin_spec("nope")
 

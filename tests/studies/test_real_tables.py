@@ -25,6 +25,12 @@ def replay() -> ReplayResult:
     return replay_tables(tables, ["cgld"], 100, 0.5, processes=2, extra_deltas=[1.0])
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="not on mnist1d-mlp, 1000 steps, 3 seeds, 4000 validation examples: median CGLD "
+    "cost to δ = 1.0 is 7 (Adam) vs 52 (AvaGrad); AvaGrad's best cell (35.07 % at α = 5, "
+    "ε = 1e-3) is the only one within 1 pp of f*, Adam has 9 (fixtures/README.md)",
+)
 def test_avagrad_is_cheaper_to_tune_with_cgld_to_one_point(replay: ReplayResult) -> None:
     """The paper's §7 criterion: less than 1 pp suboptimality (δ = 1.0)."""
     costs = {t.name: t.tuners["cgld"].at(1.0).median for t in replay.tables}
@@ -33,9 +39,10 @@ def test_avagrad_is_cheaper_to_tune_with_cgld_to_one_point(replay: ReplayResult)
 
 
 @pytest.mark.xfail(
-    strict=False,
-    reason="not at δ = 0.5 on mnist1d-mlp, 1000 steps, 1 seed: median CGLD cost 27 (Adam) vs "
-    "41.5 (AvaGrad); AvaGrad's best cell is isolated, 0.2 pp below Adam's (fixtures/README.md)",
+    strict=True,
+    reason="not on mnist1d-mlp, 1000 steps, 3 seeds, 4000 validation examples: median CGLD "
+    "cost to δ = 0.5 is 14.5 (Adam) vs 52 (AvaGrad); AvaGrad's best cell is isolated, "
+    "1.1 pp below Adam's (fixtures/README.md)",
 )
 def test_avagrad_is_cheaper_to_tune_with_cgld_to_half_a_point(replay: ReplayResult) -> None:
     costs = {t.name: t.tuners["cgld"].median for t in replay.tables}

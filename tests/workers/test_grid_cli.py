@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from studies.cli import build_app
-from studies.table import GridTable
+from studies.grids import grid_values
+from studies.table import FORMAT, GridTable
 from workers.grid import grid_epsilons, run_grid
+from workers.trainer import TrialConfig, train
 
 runner = CliRunner()
 
@@ -37,6 +41,7 @@ def test_grid_command_writes_a_valid_table(tmp_path: Path) -> None:
     assert (table.task, table.optimizer, table.shape) == ("mnist1d-mlp", "avagrad", (11, 11))
     assert table.chance == 90.0
     assert table.fidelity["steps"] == 3 and table.fidelity["seeds"] == 1
+    assert table.format == FORMAT and table.seeds == 1 and table.error_seeds == [table.error]
     assert table.test_error is not None and table.diverged is not None
     assert "best α" in result.output and str(out) in result.output
 
@@ -75,6 +80,30 @@ def test_seeds_are_averaged_per_cell() -> None:
     table = run_grid("eq11", "adam", "coarse", steps=50, seeds=2)
     assert table.fidelity["seeds"] == 2 and table.shape == (11, 11)
     assert table.chance == pytest.approx(500 / 999)
+    assert table.seeds == 2 and np.asarray(table.error_seeds).shape == (2, 11, 11)
+    np.testing.assert_allclose(table.error, np.mean(table.error_seeds, axis=0))
+
+
+def test_grid_with_seeds_round_trips_as_version_2(tmp_path: Path) -> None:
+    """`avatune grid --seeds 2`: each seed's values kept; each one is that seed's training."""
+    out = tmp_path / "seeds.json"
+    args = ["grid", "--optimizer", "adam", "--grid", "coarse", "--steps", "3", "--seeds", "2"]
+    result = runner.invoke(build_app(), [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    raw = json.loads(out.read_text())
+    assert raw["format"] == FORMAT and raw["seeds"] == 2
+    table = GridTable.load(out)
+    assert table.seeds == 2 and table.fidelity["seeds"] == 2
+    for name in ("error_seeds", "test_error_seeds", "diverged_seeds"):
+        assert np.asarray(getattr(table, name)).shape == (2, 11, 11), name
+    np.testing.assert_allclose(table.error, np.mean(table.error_seeds, axis=0))
+    assert table.diverged == np.any(table.diverged_seeds, axis=0).tolist()
+    assert table.error_seeds[0] != table.error_seeds[1]  # two trainings, not one twice
+    alphas, epsilons = grid_values("coarse")
+    i, j = 4, 7
+    again = train("mnist1d-mlp", "adam", [TrialConfig(alphas[i], epsilons[j], 1)], steps=3)[0]
+    assert table.error_seeds[1][i][j] == pytest.approx(min(again.objective, 90.0))
+    np.testing.assert_array_equal(table.seed_errors(), np.asarray(table.error_seeds))
 
 
 def test_adabelief_epsilons_are_shifted() -> None:

@@ -39,8 +39,12 @@ def test_mnist1d_splits_are_standardised_and_leave_global_rng_alone() -> None:
     np.random.seed(7)
     splits = mnist1d_splits()
     assert (random.random(), np.random.rand()) == expected
-    assert splits.x_train.shape == (3500, 40) and splits.x_val.shape == (500, 40)
-    assert splits.x_test.shape == (1000, 40) and splits.y_test.shape == (1000,)
+    assert splits.x_train.shape == (4000, 40) and splits.x_val.shape == (4000, 40)
+    assert splits.x_test.shape == (4000, 40) and splits.y_test.shape == (4000,)
+    assert splits.y_val.shape == (4000,) and set(splits.y_val.tolist()) == set(range(10))
+    # three disjoint sets of examples (no input appears in two splits)
+    rows = [tuple(r) for x in (splits.x_train, splits.x_val, splits.x_test) for r in x.tolist()]
+    assert len(set(rows)) == 12_000
     torch.testing.assert_close(splits.x_train.mean(0), torch.zeros(40, dtype=torch.float64))
     torch.testing.assert_close(splits.x_train.std(0), torch.ones(40, dtype=torch.float64))
     assert set(splits.y_train.tolist()) == set(range(10))

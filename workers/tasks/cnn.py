@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from workers.tasks.base import AutogradModel, init_generator, stacked_leaves, uniform_init
-from workers.tasks.mlp import errors_percent
+from workers.tasks.mlp import chunked_errors
 from workers.tasks.mnist1d_data import Splits, mnist1d_on
 from workers.tasks.mnist1d_task import Mnist1DTask
 
@@ -94,9 +94,13 @@ class CNNModel(AutogradModel):
     @torch.no_grad()
     def evaluate(self) -> tuple[Tensor, Tensor]:
         """Per-config (objective, test metric)."""
+
+        def logits(x: Tensor) -> Tensor:
+            return self.logits(x).transpose(1, 2)
+
         return (
-            errors_percent(self.logits(self.data.x_val).transpose(1, 2), self.data.y_val),
-            errors_percent(self.logits(self.data.x_test).transpose(1, 2), self.data.y_test),
+            chunked_errors(logits, self.data.x_val, self.data.y_val),
+            chunked_errors(logits, self.data.x_test, self.data.y_test),
         )
 
 

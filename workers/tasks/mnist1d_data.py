@@ -1,8 +1,10 @@
 """MNIST-1D (Greydanus 2020), generated locally by the `mnist1d` package and cached.
 
-`make_dataset` with its default arguments (seed 42) gives 4000 train and 1000 test
-examples; the last 500 train examples become the validation split. Inputs are
-standardised per position with the statistics of the 3500 training examples.
+`make_dataset` (seed 42, the package's other defaults) with 12000 examples split 8000 /
+4000: the first 4000 of the 8000 train, the last 4000 validate, the 4000 others test.
+Validation is this large because the δ we report is 0.5 pp: a cell's error at 35 %
+has a binomial SE of 0.75 pp on 4000 examples (2.1 pp on the former 500). Inputs are
+standardised per position with the statistics of the 4000 training examples only.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-TRAIN, VALIDATION = 3500, 500
-CACHE_VERSION = 1
+TRAIN, VALIDATION, TEST = 4000, 4000, 4000
+#: Examples generated: `make_dataset` puts the first TRAIN + VALIDATION into `x`, the rest
+#: into `x_test` (split_ix = int(NUM_SAMPLES · TRAIN_SPLIT); the 0.5 guards the rounding).
+NUM_SAMPLES = TRAIN + VALIDATION + TEST
+TRAIN_SPLIT = (TRAIN + VALIDATION + 0.5) / NUM_SAMPLES
+CACHE_VERSION = 2
 _LOCK = threading.Lock()  # generation draws from numpy's global RNG: one thread at a time
 
 
@@ -60,13 +66,21 @@ def _generate() -> dict[str, np.ndarray]:
     """Run mnist1d's generator without disturbing the caller's global random state."""
     from mnist1d.data import get_dataset_args, make_dataset
 
+    args = get_dataset_args()
+    args.num_samples, args.train_split = NUM_SAMPLES, TRAIN_SPLIT
     numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
-        data = make_dataset(get_dataset_args())
+        data = make_dataset(args)
     finally:
         np.random.set_state(numpy_state)
         random.setstate(python_state)
-    return {key: np.asarray(data[key]) for key in ("x", "y", "x_test", "y_test")}
+    raw = {key: np.asarray(data[key]) for key in ("x", "y", "x_test", "y_test")}
+    if raw["x"].shape[0] != TRAIN + VALIDATION or raw["x_test"].shape[0] != TEST:
+        raise RuntimeError(
+            f"mnist1d gave {raw['x'].shape[0]} / {raw['x_test'].shape[0]} examples, "
+            f"expected {TRAIN + VALIDATION} / {TEST}"
+        )
+    return raw
 
 
 def _load_raw() -> dict[str, np.ndarray]:
