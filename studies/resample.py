@@ -11,8 +11,8 @@ built on these tables are min-type (f*, the cells within δ of it, the costs to 
 them), and a bootstrap table carries the observed table's noise plus its own, so their
 spread is already overstated. On the synthetic null pairs of
 tests/studies/test_calibration.py the plain draw gives CGLD cost-ratio intervals about
-2.5× wider (in log) than the ratio's true spread over independent trainings; the adjusted
-draw would be wider still. Conservative intervals are the safe side for a claim.
+three times wider (in log) than the ratio's true spread over independent trainings; the
+adjusted draw would be wider still. Conservative intervals are the safe side for a claim.
 """
 
 from __future__ import annotations
