@@ -329,7 +329,15 @@ def markdown(metrics: dict[str, Any]) -> str:
     lines += _tunability_section(metrics)
     for key, costs in metrics["costs_by_delta"].items():
         primary = key == delta_key(metrics["delta"])
-        lines += [f"## Tuning cost to δ = {float(key):g} pp (Figure 2)", ""]
+        floors = ", ".join(
+            f"{n} {_f(metrics['tables'][n]['stats']['noise']['f_star_se'])}" for n in names
+        )
+        lines += [
+            f"## Tuning cost to δ = {float(key):g} pp (Figure 2)",
+            "",
+            f"Noise floor at the optimum (SE of f*, pp): {floors}.",
+            "",
+        ]
         header = ["tuner"] + [f"{n}: KM median [95% CI]; success rate" for n in names]
         header += [f"{o}/{reference} [95% CI]" for o in others] if primary else []
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -120,6 +120,7 @@ def test_build_report_writes_files(tables, replay: ReplayResult, boot, tmp_path)
     for section in ("## Noise", "## Two line searches", "## CGLD gain", "## Tunability"):
         assert section in text
     assert f"**Conclusion: {metrics['conclusion']}**" in text and "Rule: " in text
+    assert text.count("Noise floor at the optimum (SE of f*, pp): adam ") == 2  # one per δ
     assert json.loads((out / "metrics.json").read_text()) == metrics
 
 
