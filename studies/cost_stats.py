@@ -65,9 +65,8 @@ def cost_summary(
     median = km_median(costs, censored)
     ci, success_ci = NO_CI, NO_CI
     if boot is not None and tuner in boot.tables.get(name, {}):
-        b_costs, b_censored = boot.tables[name][tuner].at(delta)
-        ci = percentile_ci(km_medians(b_costs, b_censored))
-        success_ci = percentile_ci(np.mean(~b_censored, axis=1))
+        ci = percentile_ci(_boot_medians(boot, name, tuner, delta))
+        success_ci = percentile_ci(np.mean(~boot.tables[name][tuner].at(delta)[1], axis=1))
     return CostSummary(
         median=median,
         median_bound=float(np.median(costs)),
@@ -92,28 +91,30 @@ def cost_ratio(
     delta: float,
 ) -> Ratio:
     """median cost of grid `top` / that of grid `bottom` for one tuner, with its interval."""
-    a = cost_summary(replay, boot, top, tuner, delta)
-    b = cost_summary(replay, boot, bottom, tuner, delta)
-    samples = None
-    if boot is not None:
-        samples = ratios(
-            _boot_medians(boot, top, tuner, delta), _boot_medians(boot, bottom, tuner, delta)
-        )
-    return _ratio(a, b, samples)
+    return _paired_ratio(replay, boot, (top, tuner), (bottom, tuner), delta)[0]
 
 
 def cgld_gain(
     replay: ReplayResult, boot: BootstrapReplay | None, name: str, delta: float
 ) -> tuple[Ratio, np.ndarray | None]:
     """cost(GLD) / cost(CGLD) on grid `name` (paired on the same resampled tables)."""
-    gld = cost_summary(replay, boot, name, "gld", delta)
-    cgld = cost_summary(replay, boot, name, "cgld", delta)
+    return _paired_ratio(replay, boot, (name, "gld"), (name, "cgld"), delta)
+
+
+def _paired_ratio(
+    replay: ReplayResult,
+    boot: BootstrapReplay | None,
+    top: tuple[str, str],
+    bottom: tuple[str, str],
+    delta: float,
+) -> tuple[Ratio, np.ndarray | None]:
+    """median cost of (grid, tuner) `top` / that of `bottom`, and the replicates' ratios."""
+    a = cost_summary(replay, boot, *top, delta)
+    b = cost_summary(replay, boot, *bottom, delta)
     samples = None
     if boot is not None:
-        samples = ratios(
-            _boot_medians(boot, name, "gld", delta), _boot_medians(boot, name, "cgld", delta)
-        )
-    return _ratio(gld, cgld, samples), samples
+        samples = ratios(_boot_medians(boot, *top, delta), _boot_medians(boot, *bottom, delta))
+    return _ratio(a, b, samples), samples
 
 
 def gain_interaction(
