@@ -8,29 +8,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from studies.report_text import interval as _ci
+from studies.report_text import median_text as _median
+from studies.report_text import number as _f
+from studies.report_text import ratio_text as _ratio
 from studies.table import optimizer_label
-
-
-def _f(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _ci(ci: list[float | None], digits: int = 2) -> str:
-    lo, hi = ci
-    return f"{_f(lo, digits)}–{'∞' if hi is None and lo is not None else _f(hi, digits)}"
-
-
-def _median(cost: dict[str, Any]) -> str:
-    if cost.get("censored_median"):
-        return f"> {_f(cost.get('median_bound'), 1)}"
-    return _f(cost["median"], 1)
-
-
-def _ratio(ratio: dict[str, Any] | None) -> str:
-    if ratio is None or ratio["ratio"] is None:
-        return "–"
-    bound = f"{ratio['bound']} " if ratio.get("bound") else ""
-    return f"{bound}{_f(ratio['ratio'])} [{_ci(ratio['ci'])}]"
 
 
 def grid_table(metrics: dict[str, Any]) -> Table:

@@ -22,6 +22,10 @@ from studies.cost_stats import cgld_gain, cost_ratio, cost_summary, gain_interac
 from studies.grid_stats import GRID_RESAMPLES, GridStats, grid_stats
 from studies.intervals import percentile_ci
 from studies.replay import ReplayResult, TableReplay, delta_key, replay_tables, table_names
+from studies.report_text import interval as _ci
+from studies.report_text import median_text as _median
+from studies.report_text import number as _f
+from studies.report_text import ratio_text
 from studies.resample import table_resamples
 from studies.separability import (
     best_alpha_drift,
@@ -494,13 +498,6 @@ def _est(estimate: dict[str, Any], digits: int = 2) -> str:
     return f"{_f(estimate['value'], digits)} [{_ci(estimate['ci'], digits)}]"
 
 
-def _ci(ci: Sequence[float | None], digits: int = 2) -> str:
-    lo, hi = ci
-    if hi is None and lo is not None:
-        return f"{_f(lo, digits)}–∞"
-    return f"{_f(lo, digits)}–{_f(hi, digits)}"
-
-
 def _pct(ci: Sequence[float | None]) -> str:
     lo, hi = ci
     if lo is None or hi is None:
@@ -514,26 +511,11 @@ def _p(p: float | None) -> str:
     return "p < 1e-4" if p < 1e-4 else f"p = {p:.3g}"
 
 
-def _median(cost: dict[str, Any]) -> str:
-    """A KM median, or "> bound" when censored runs leave it open."""
-    if cost.get("censored_median"):
-        return f"> {_f(cost['median_bound'], 1)}"
-    return _f(cost["median"], 1)
-
-
 def _ratio(ratio: dict[str, Any]) -> str:
-    """A ratio with its CI, or a bound."""
-    if ratio["ratio"] is None:
-        return "– (both medians censored)" if ratio.get("bound") is None else "–"
-    if ratio.get("bound"):
-        return f"{ratio['bound']} {_f(ratio['ratio'])} [{_ci(ratio['ci'])}]"
-    return f"{_f(ratio['ratio'])} [{_ci(ratio['ci'])}]"
-
-
-def _f(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}"
+    """A ratio with its CI, or a bound; says why when both medians are censored."""
+    if ratio["ratio"] is None and ratio.get("bound") is None:
+        return "– (both medians censored)"
+    return ratio_text(ratio)
 
 
 def _json_safe(value: Any) -> Any:
