@@ -92,11 +92,7 @@ class GridTable(BaseModel):
         else:
             values = np.asarray(self.error_seeds, dtype=float)
             flags = None if self.diverged_seeds is None else np.asarray(self.diverged_seeds, bool)
-        if self.chance is not None:
-            if flags is not None:
-                values = np.where(flags, self.chance, values)
-            values = np.minimum(values, self.chance)
-        return values
+        return at_chance(values, flags, self.chance)
 
     @classmethod
     def from_seeds(
@@ -115,11 +111,10 @@ class GridTable(BaseModel):
             if diverged_seeds is None
             else np.asarray(diverged_seeds, dtype=bool)
         )
-        if chance is not None:
-            errors = np.minimum(np.where(flags, chance, errors), chance)
-        tests = None if test_error_seeds is None else np.asarray(test_error_seeds, dtype=float)
-        if tests is not None and chance is not None:
-            tests = np.minimum(np.where(flags, chance, tests), chance)
+        errors = at_chance(errors, flags, chance)
+        tests = None
+        if test_error_seeds is not None:
+            tests = at_chance(np.asarray(test_error_seeds, dtype=float), flags, chance)
         return cls(
             seeds=int(errors.shape[0]),
             error=errors.mean(axis=0).tolist(),
@@ -138,6 +133,15 @@ class GridTable(BaseModel):
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.model_dump(exclude_none=True), indent=1) + "\n")
+
+
+def at_chance(values: np.ndarray, diverged: np.ndarray | None, chance: float | None) -> np.ndarray:
+    """Diverged runs at chance and every value clipped to it (unchanged without a chance)."""
+    if chance is None:
+        return values
+    if diverged is not None:
+        values = np.where(diverged, chance, values)
+    return np.minimum(values, chance)
 
 
 def _check_grid(name: str, rows: Sequence[Sequence[Any]] | None, shape: tuple[int, int]) -> None:
