@@ -255,18 +255,19 @@ def tunability_curves(metrics: Mapping[str, Any]) -> Figure:
     for k, (name, grid) in enumerate(metrics["tables"].items()):
         curve = grid["stats"]["tunability"]
         color = COLORS[k % len(COLORS)]
-        for edge, key in (("hi", "hi"), ("lo", "lo")):
+        band = {"fill": "tonexty", "fillcolor": _alpha(color, 0.2)}
+        for edge in ("hi", "lo"):  # the band: "lo" fills down to it from "hi"
             data.append(
                 {
                     "type": "scatter",
                     "mode": "lines",
                     "x": curve["ks"],
-                    "y": curve[key],
+                    "y": curve[edge],
                     "line": {"width": 0, "color": color},
                     "showlegend": False,
                     "hoverinfo": "skip",
                     "name": f"{name} {edge}",
-                    **({"fill": "tonexty", "fillcolor": _alpha(color, 0.2)} if key == "lo" else {}),
+                    **(band if edge == "lo" else {}),
                 }
             )
         data.append(
