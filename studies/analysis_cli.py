@@ -114,11 +114,7 @@ def report(
             seeds=seeds,
             deltas=delta,
             processes=processes or None,
-            bootstrap=BootstrapSettings(
-                tables=bootstrap_tables,
-                replays=bootstrap_replays,
-                slow_tables=min(8, bootstrap_tables),
-            ),
+            bootstrap=BootstrapSettings(tables=bootstrap_tables, replays=bootstrap_replays),
         )
     except (ValueError, KeyError) as error:
         raise typer.BadParameter(str(error)) from error

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from studies.replay import SLOW_TUNERS, delta_key, executor, first_hits
+from studies.replay import delta_key, executor, first_hits
 from studies.resample import table_resamples
-from studies.specs import BootstrapSettings
+from studies.specs import SLOW_TUNERS, BootstrapSettings
 from studies.table import GridTable
 from studies.tuners.tabular import run_tabular
 

@@ -371,7 +371,8 @@ def markdown(metrics: dict[str, Any]) -> str:
         + (
             "replays the tuners on it: "
             f"{boot['tables']} tables × {boot['replays']} replays per tuner "
-            f"({boot['slow_tables']} × {boot['slow_replays']} for TPE and CMA-ES), "
+            f"({min(boot['slow_tables'], boot['tables'])} × {boot['slow_replays']} "
+            "for TPE and CMA-ES), "
             f"{_f(boot['seconds'], 1)} s."
             if boot
             else "(no replay bootstrap was run: cost intervals are missing)."
