@@ -2,7 +2,9 @@
 
 avatune: a uvicorn server (`python -m service serve`, one process) on a grid study with
 more queued trials than the run can use; CLIENTS client threads (stdlib http.client, one
-keep-alive connection each) loop lease(1) + result (no training). Optuna: CLIENTS threads
+keep-alive connection each) loop lease(1) + result (no training). "tuned": the same loop
+on CLIENTS random-search studies whose in-flight limit is 1, so every lease asks a tuner
+(rebuilt from the study's trials) within the limits. Optuna: CLIENTS threads
 loop ask (two float params, random sampling) + tell on one RDBStorage study. Both run
 SECONDS after a short warm-up, on SQLite and then on a PostgreSQL server the script starts
 itself (skipped when its binaries are missing). Prints one JSON line (with the 1-minute
@@ -46,6 +48,8 @@ def _avatune_client(port: int, start: float, stop: float, index: int, out: Any) 
     done = 0
     while time.time() < stop:
         lease = post("/api/leases", {"worker_id": f"bench-{index}", "max_trials": 1})
+        if not lease["trials"]:
+            continue  # every study has its limit in flight: ask again
         trial = lease["trials"][0]
         post(
             f"/api/trials/{trial['trial_id']}/result",
@@ -110,17 +114,31 @@ def _grid_spec() -> dict[str, Any]:
     }
 
 
-def measure_avatune(url: str, clients: int, seconds: float) -> float:
-    """Round trips per second (lease(1) + result) against a fresh server on `url`."""
+def _tuned_spec(index: int) -> dict[str, Any]:
+    return {
+        "name": f"tuned-{index}",
+        "task": "mnist1d-mlp",
+        "optimizer": "adam",
+        "space": {"alpha": {"low": 1e-5, "high": 1.0}, "eps": {"low": 1e-10, "high": 1.0}},
+        "tuner": {"name": "random", "seed": index, "parallelism": 1},
+        "budget": 20_000,
+    }
+
+
+def measure_avatune(url: str, clients: int, seconds: float, tuned: bool = False) -> float:
+    """Round trips per second (lease(1) + result) against a fresh server on `url`: on one
+    big grid, or (`tuned`) on one in-flight-limited random study per client."""
     import httpx
 
     from service.migrations import upgrade
     from tests.service.helpers import ServerProcess
 
     upgrade(url)
+    specs = [_tuned_spec(i) for i in range(clients)] if tuned else [_grid_spec()]
     with ServerProcess(url, lease_seconds=600) as server:
-        created = httpx.post(f"{server.url}/api/studies", json=_grid_spec(), timeout=120)
-        created.raise_for_status()
+        for spec in specs:
+            created = httpx.post(f"{server.url}/api/studies", json=spec, timeout=120)
+            created.raise_for_status()
         return _run_clients(_avatune_client, (server.port,), clients, seconds)
 
 
@@ -149,9 +167,11 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="avatune-bench-") as tmp:
         avatune = measure_avatune(f"sqlite:///{tmp}/avatune.db", args.clients, args.seconds)
+        tuned = measure_avatune(f"sqlite:///{tmp}/tuned.db", args.clients, args.seconds, True)
         optuna_rate = measure_optuna(f"sqlite:///{tmp}/optuna.db", args.clients, args.seconds)
     figures.update(
         avatune_roundtrips_per_s=round(avatune, 1),
+        avatune_tuned_roundtrips_per_s=round(tuned, 1),
         optuna_rdb_asktell_per_s=round(optuna_rate, 1),
         ratio=round(avatune / optuna_rate, 2),
     )

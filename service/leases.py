@@ -1,16 +1,16 @@
 """Leases: handing trials to workers, keeping them alive, and taking their reports.
 
-A lease gives one worker up to K queued trials of one batch key (same task and fidelity)
-under one random token, until an expiry that heartbeats push back. Taking trials is
-atomic: on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED`` (concurrent leasers skip each
-other's rows), on SQLite one guarded ``UPDATE … WHERE state = 'queued'`` inside a
-``BEGIN IMMEDIATE`` transaction. With nothing queued, a tuner-driven study is asked for
-new points in the same transaction (`service.tuning`). Reports (result, failure) must
-present the token of a live lease — one guarded UPDATE checks state, token and expiry at
-once (tokens are 192 random bits) — anything else is a `Conflict` (409) and changes
-nothing, so no result is counted twice. Expired leases are reaped by lease calls (at most
-every `REAP_INTERVAL` seconds per API process): the trial goes back to the queue, or fails
-after `max_attempts` leases.
+A lease gives one worker up to K trials of one batch key (same task and fidelity) under
+one random token, until an expiry that heartbeats push back: queued trials first, then
+new points from tuner-driven studies with room for proposals in flight (`service.tuning`),
+filled across studies. Taking trials is atomic: on PostgreSQL ``SELECT … FOR UPDATE SKIP
+LOCKED`` (concurrent leasers skip each other's rows), on SQLite one guarded ``UPDATE …
+WHERE state = 'queued'`` inside a ``BEGIN IMMEDIATE`` transaction; tuners are asked in the
+same transaction. Reports (result, failure) must present the token of a live lease — one
+guarded UPDATE checks state, token and expiry at once (tokens are 192 random bits) —
+anything else is a `Conflict` (409) and changes nothing, so no result is counted twice.
+Expired leases are reaped by lease calls (at most every `REAP_INTERVAL` seconds per API
+process): the trial goes back to the queue, or fails after `max_attempts` leases.
 """
 
 from __future__ import annotations
@@ -21,13 +21,22 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from service import lifecycle, tuning
 from service.db import Database
 from service.errors import Conflict, NotFound, ServiceError
-from service.models import SEED_COLUMNS, Study, StudyState, Trial, TrialState, Worker, utcnow
+from service.models import (
+    PENDING_STATES,
+    SEED_COLUMNS,
+    Study,
+    StudyState,
+    Trial,
+    TrialState,
+    Worker,
+    utcnow,
+)
 from service.repositories import studies, workers
 from service.settings import Settings
 from studies.protocol import (
@@ -41,11 +50,11 @@ from studies.protocol import (
     TrialResult,
 )
 
-#: Studies whose tuner one lease call may ask before giving up.
-TUNER_STUDIES_PER_CALL = 3
+#: Studies whose tuner one lease call may ask (those with room for proposals in flight).
+TUNER_STUDIES_PER_CALL = 8
 #: Seconds between two looks for expired leases (per API process).
 REAP_INTERVAL = 0.5
-_RETURNED = (Trial.id, Trial.study_id, Trial.number, Trial.alpha, Trial.eps)
+_RETURNED = (Trial.id, Trial.study_id, Trial.number, Trial.alpha, Trial.eps, Trial.batch_key)
 
 # The hot statements are built once, with bind parameters (building them costs more than
 # running them on SQLite).
@@ -145,33 +154,46 @@ def _lease_ids(conn: Connection, ids: list[int], params: dict[str, Any]) -> list
     return list(conn.execute(_LEASE_IDS, {**params, "ids": ids}).all())
 
 
+_IN_FLIGHT = (
+    select(func.count())
+    .select_from(Trial)
+    .where(Trial.study_id == Study.id, Trial.state.in_(PENDING_STATES))
+    .correlate(Study)
+    .scalar_subquery()
+)
+_ASKABLE = (
+    Study.state == StudyState.running,
+    Study.tuner != "grid",
+    Study.n_trained < Study.budget,
+    Study.stop_reason.is_(None),
+    or_(Study.max_in_flight.is_(None), Study.max_in_flight > _IN_FLIGHT),
+)
+
+
 def _take_new(
-    conn: Connection, dialect: str, k: int, params: dict[str, Any], now: datetime
+    conn: Connection, dialect: str, k: int, params: dict[str, Any], now: datetime, key: str | None
 ) -> list[Row]:
-    """Ask tuner-driven studies (least recently asked first) for new points and lease them."""
-    for _ in range(TUNER_STUDIES_PER_CALL):
-        query = (
-            select(Study)
-            .where(
-                Study.state == StudyState.running,
-                Study.tuner != "grid",
-                Study.n_trained < Study.budget,
-                Study.stop_reason.is_(None),
-            )
-            .order_by(Study.updated_at, Study.id)
-            .limit(1)
-        )
-        if dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Study)
-        study = conn.execute(query).first()
-        if study is None:
-            return []
-        outcome = tuning.ask(conn, study, k, now)
+    """Ask tuner-driven studies with room in flight (least recently asked first) for new
+    points of one batch key (`key`, or the first study's), filling the lease across them."""
+    query = select(Study).where(*_ASKABLE)
+    if key is not None:
+        query = query.where(Study.batch_key == key)
+    query = query.order_by(Study.updated_at, Study.id).limit(TUNER_STUDIES_PER_CALL)
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Study)
+    fresh: list[int] = []
+    for study in conn.execute(query).all():
+        if key is not None and study.batch_key != key:
+            continue
+        outcome = tuning.ask(conn, study, k - len(fresh), now)
         if outcome.fresh:
-            return _lease_ids(conn, outcome.fresh, params)
-        if outcome.exhausted:
+            key = study.batch_key
+            fresh += outcome.fresh
+        elif outcome.exhausted:
             lifecycle.settle(conn, study.id, now)
-    return []
+        if len(fresh) >= k:
+            break
+    return _lease_ids(conn, fresh, params) if fresh else []
 
 
 def reap_expired(conn: Connection, now: datetime, max_attempts: int) -> int:
@@ -235,8 +257,9 @@ def lease(db: Database, settings: Settings, request: LeaseRequest) -> LeaseRespo
             rows = _take_queued_postgres(conn, k, params)
         else:
             rows = _take_queued_sqlite(conn, k, params)
-        if not rows:
-            rows = _take_new(conn, db.dialect, k, params, now)
+        if len(rows) < k:
+            key = rows[0].batch_key if rows else None
+            rows += _take_new(conn, db.dialect, k - len(rows), params, now, key)
         workers.touch(db, conn, request, now, len(rows))
         if not rows:
             return empty

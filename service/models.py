@@ -131,6 +131,8 @@ class Study(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     n_trained: Mapped[int] = mapped_column(Integer, default=0)
     n_asks: Mapped[int] = mapped_column(Integer, default=0)
+    #: The tuner's limit on unfinished proposals (studies.tuners.inflight); None: no limit.
+    max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True)
     best_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     best_trial_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -145,7 +147,9 @@ class Study(Base):
 class Trial(Base):
     """One (α, ε) point of a study and its training: lease, progress, result.
 
-    `value` is the mean over the trial's seeds; `seed_values`, `seed_test_values` and
+    A trial is a training, or a repeat ask (`source_trial_id` set, `training` None) that
+    takes the result of the training of the same point. `value` is the mean over the
+    trial's seeds; `seed_values`, `seed_test_values` and
     `seed_diverged` keep each seed's result (NULL from workers that send none).
     """
 
@@ -162,6 +166,8 @@ class Trial(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
+    #: The study's trainings in proposal order, 0, 1, …; None on a repeat ask.
+    training: Mapped[int | None] = mapped_column(Integer, nullable=True)
     state: Mapped[str] = mapped_column(String(16))
     alpha: Mapped[float] = mapped_column(Float)
     eps: Mapped[float] = mapped_column(Float)

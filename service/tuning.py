@@ -8,9 +8,14 @@ points. A restarted server, or a second API process, therefore continues the sam
 Asks for one study are serialised by the caller's lock on the study row (PostgreSQL
 ``SELECT … FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` already serialises writers).
 
-A proposal of a point the study already evaluated becomes a trial that copies the stored
-result (no training); one of a point still being trained becomes a `waiting` trial that
-takes the original's result when it arrives.
+A proposal of a point the study already evaluated becomes a repeat that copies the stored
+result (no training); one of a point still being trained becomes a `waiting` repeat that
+takes the original's result when it arrives. Only new points are trainings (numbered in
+`Trial.training`).
+
+Feedback by design: a study never has more unfinished proposals (queued, leased, waiting)
+than its tuner's in-flight limit (studies.tuners.inflight), and GLD begins no iteration
+while the last one is unfinished; the replay simulates the same limit.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from service.models import PENDING_STATES, SEED_COLUMNS, VALUED_STATES, Study, Trial, TrialState
 from studies.specs import StudySpec
 from studies.tuners import make_sampler
+from studies.tuners.domain import Domain
+from studies.tuners.inflight import InFlightLimit, in_flight_limit, iteration_end
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -40,6 +47,8 @@ ASK_CAP_FACTOR = 20
 #: Asks per lease call before giving up for now (duplicates do not train).
 ASKS_PER_CALL = 200
 STOPPED = "the tuner stopped proposing new points"
+#: Tuners that begin no iteration while the last one is unfinished.
+GLD_TUNERS = ("gld", "cgld")
 
 _OPTUNA_STATE = {
     TrialState.complete: OptunaState.COMPLETE,
@@ -59,26 +68,47 @@ def distributions(spec: StudySpec) -> dict[str, BaseDistribution]:
     if space.is_grid:
         shape = space.grid_shape
         assert shape is not None
-        return {name: IntDistribution(0, n - 1) for name, n in zip(names, shape, strict=True)}
-    bounds = space.log10_bounds()
-    return {name: FloatDistribution(*b) for name, b in zip(names, bounds, strict=True)}
+        dists: dict[str, BaseDistribution] = {
+            name: IntDistribution(0, n - 1) for name, n in zip(names, shape, strict=True)
+        }
+    else:
+        bounds = space.log10_bounds()
+        dists = {name: FloatDistribution(*b) for name, b in zip(names, bounds, strict=True)}
+    if not spec.searches_eps:  # ε does nothing for this optimizer: search α alone
+        dists.pop(names[1])
+    return dists
 
 
 def make_tuner(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     """The study's sampler with `seed`; ValueError (a message for the user) on a bad config."""
     config: dict[str, Any] = dict(spec.tuner.config)
     shape = spec.space.grid_shape
-    if spec.tuner.name in ("gld", "cgld") and shape is None:
+    if spec.tuner.name in ("gld", "cgld") and (shape is None or not spec.searches_eps):
         config.setdefault("search_space", distributions(spec))
     try:
-        return make_sampler(spec.tuner.name, seed=seed, grid_shape=shape, **config)
+        return make_sampler(
+            spec.tuner.name,
+            seed=seed,
+            grid_shape=shape,
+            parallelism=spec.tuner.parallelism,
+            **config,
+        )
     except (TypeError, ValueError) as error:
         raise ValueError(f"bad config for tuner {spec.tuner.name!r}: {error}") from None
 
 
+def in_flight(spec: StudySpec | dict[str, Any], seed: int) -> InFlightLimit:
+    """The study's limit on unfinished proposals (none for the grid tuner: all are queued)."""
+    spec = StudySpec.model_validate(spec)
+    if spec.tuner.name == "grid":
+        return InFlightLimit(None)
+    domain = Domain.from_distributions(distributions(spec))
+    return in_flight_limit(make_tuner(spec, seed), domain, spec.tuner.parallelism)
+
+
 def ask_cap(spec: StudySpec) -> int:
     """Asks after which the tuner counts as having stopped proposing new points."""
-    return ASK_CAP_FACTOR * (spec.space.size or spec.budget or 1)
+    return ASK_CAP_FACTOR * (spec.points or spec.budget or 1)
 
 
 def _seed(study_seed: int, n_trials: int) -> int:
@@ -109,9 +139,11 @@ class AskOutcome:
 
 
 def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
-    """Ask the tuner of `study` (a locked studies row) for up to `n` points needing training.
+    """Ask the tuner of `study` (a locked studies row) for up to `n` points needing training,
+    within its in-flight limit.
 
-    Inserts the new trials (queued, copies, waiting) and returns the queued ones' ids.
+    Inserts the new trials (queued trainings, repeats, waiting repeats) and returns the
+    queued ones' ids.
     """
     spec = StudySpec.model_validate(study.spec)
     rows = conn.execute(
@@ -151,12 +183,20 @@ def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
     budget_left = study.budget - study.n_trained
     want = min(n, budget_left)
     cap = ask_cap(spec)
+    limit = InFlightLimit(study.max_in_flight, iteration_barrier=spec.tuner.name in GLD_TUNERS)
+    flying = sum(row.state in PENDING_STATES for row in rows)
+    last_attrs = rows[-1].tuner_attrs if rows else None
     fresh: list[int] = []
     asks = 0
-    while len(fresh) < want and asks < ASKS_PER_CALL and study.n_asks + asks < cap:
+    while (
+        len(fresh) < want
+        and asks < ASKS_PER_CALL
+        and study.n_asks + asks < cap
+        and limit.allows(flying, iteration_end(last_attrs))
+    ):
         trial = tuner.ask(dists)
         asks += 1
-        attrs = tuner._storage.get_trial(trial._trial_id).system_attrs
+        attrs = last_attrs = tuner._storage.get_trial(trial._trial_id).system_attrs
         params = {name: _plain(trial.params[name]) for name in dists}
         alpha, eps, i, j = spec.space.point(params)
         key = _point_key(spec, params)
@@ -199,12 +239,17 @@ def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
                     **base, state=TrialState.waiting, source_trial_id=original.trial_id
                 )
             )
+            flying += 1
         else:
+            training = study.n_trained + len(fresh)
             new_id = conn.execute(
-                insert(Trial).values(**base, state=TrialState.queued).returning(Trial.id)
+                insert(Trial)
+                .values(**base, state=TrialState.queued, training=training)
+                .returning(Trial.id)
             ).scalar_one()
             known[key] = _Known(new_id, TrialState.queued, None, None, False)
             fresh.append(new_id)
+            flying += 1
     exhausted = not fresh and study.n_asks + asks >= cap
     conn.execute(
         update(Study)

@@ -149,12 +149,14 @@ class SearchSpace(BaseModel):
         return self.alpha.log10, self.eps.log10
 
     def point(self, params: dict[str, Any]) -> tuple[float, float, int | None, int | None]:
-        """(α, ε, i_alpha, j_eps) of a tuner's params (indices None off a grid)."""
+        """(α, ε, i_alpha, j_eps) of a tuner's params (indices None off a grid); without an
+        ε param (an optimizer that ignores ε) ε is the axis's first value or lower bound."""
         if self.is_grid:
             alphas, epsilons = self.grid_axes()
-            i, j = int(params[GRID_PARAMS[0]]), int(params[GRID_PARAMS[1]])
+            i, j = int(params[GRID_PARAMS[0]]), int(params.get(GRID_PARAMS[1], 0))
             return alphas[i], epsilons[j], i, j
         assert self.alpha is not None and self.eps is not None
         alpha = min(max(10.0 ** float(params[LOG_PARAMS[0]]), self.alpha.low), self.alpha.high)
-        eps = min(max(10.0 ** float(params[LOG_PARAMS[1]]), self.eps.low), self.eps.high)
-        return alpha, eps, None, None
+        log_eps = params.get(LOG_PARAMS[1])
+        eps = self.eps.low if log_eps is None else 10.0 ** float(log_eps)
+        return alpha, min(max(eps, self.eps.low), self.eps.high), None, None

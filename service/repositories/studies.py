@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import secrets
 from collections import defaultdict
@@ -17,10 +18,11 @@ from service.db import Database
 from service.errors import Conflict, Invalid, NotFound
 from service.models import Study, StudyState, Trial, TrialState
 from service.schemas import BestTrial, StudyOut
-from service.tuning import make_tuner
+from service.tuning import in_flight
 from studies.specs import StudySpec
 
 FINISHED_TRIAL_STATES = (TrialState.complete, TrialState.diverged, TrialState.failed)
+log = logging.getLogger("avatune.studies")
 
 
 def batch_key(spec: StudySpec) -> str:
@@ -37,8 +39,7 @@ def create_study(
     """Insert a study (its seed fixed now) and, for the grid tuner, queue its points."""
     seed = spec.tuner.seed if spec.tuner.seed is not None else secrets.randbelow(2**31 - 1)
     spec = spec.model_copy(update={"tuner": spec.tuner.model_copy(update={"seed": seed})})
-    if spec.tuner.name != "grid":
-        make_tuner(spec, seed)  # a bad tuner config is the user's to fix: ValueError → 422
+    limit = in_flight(spec, seed)  # a bad tuner config is the user's to fix: ValueError → 422
     assert spec.budget is not None
     key = batch_key(spec)
     study_id = conn.execute(
@@ -55,6 +56,7 @@ def create_study(
             seed=seed,
             n_trained=0,
             n_asks=0,
+            max_in_flight=limit.limit,
             experiment_id=experiment_id,
             created_at=now,
             updated_at=now,
@@ -63,6 +65,23 @@ def create_study(
     ).scalar_one()
     if spec.tuner.name == "grid":
         _queue_grid(conn, study_id, spec, key, seed, now)
+    log.info(
+        "study %d created: %r, %s on %s, %s tuner, budget %d",
+        study_id,
+        spec.name,
+        spec.optimizer.name,
+        spec.task.name,
+        spec.tuner.name,
+        spec.budget,
+        extra={
+            "study": study_id,
+            "experiment": experiment_id,
+            "optimizer": spec.optimizer.name,
+            "task": spec.task.name,
+            "tuner": spec.tuner.name,
+            "budget": spec.budget,
+        },
+    )
     return study_id
 
 
@@ -72,19 +91,22 @@ def _queue_grid(
     """Queue the grid's points in a seeded random order (what Optuna's GridSampler hands
     out), the first `budget` of them: the grid tuner needs no sampler on the server."""
     alphas, epsilons = spec.space.grid_axes()
-    points = [(i, j) for i in range(len(alphas)) for j in range(len(epsilons))]
+    columns = range(len(epsilons)) if spec.searches_eps else range(1)
+    points = [(i, j) for i in range(len(alphas)) for j in columns]
     random.Random(seed).shuffle(points)
+    names = spec.space.param_names()[: 2 if spec.searches_eps else 1]
     assert spec.budget is not None
     rows = [
         dict(
             study_id=study_id,
             number=n,
+            training=n,
             state=TrialState.queued,
             alpha=alphas[i],
             eps=epsilons[j],
             i_alpha=i,
             j_eps=j,
-            params={"i_alpha": i, "j_eps": j},
+            params=dict(zip(names, (i, j), strict=False)),
             tuner_attrs=None,
             batch_key=key,
             attempts=0,
@@ -123,16 +145,17 @@ def _outs(conn: Connection, rows: list[Row]) -> list[StudyOut]:
         return []
     ids = [r.id for r in rows]
     counts: dict[int, dict[str, int]] = defaultdict(dict)
-    finished: dict[int, int] = defaultdict(int)
+    repeats: dict[int, int] = defaultdict(int)
     grouped = conn.execute(
         select(Trial.study_id, Trial.state, Trial.source_trial_id.is_(None), func.count())
         .where(Trial.study_id.in_(ids))
         .group_by(Trial.study_id, Trial.state, Trial.source_trial_id.is_(None))
     ).all()
-    for study_id, state, original, n in grouped:
-        counts[study_id][state] = counts[study_id].get(state, 0) + n
-        if original and state in FINISHED_TRIAL_STATES:
-            finished[study_id] += n
+    for study_id, state, training, n in grouped:
+        if training:
+            counts[study_id][state] = n
+        else:
+            repeats[study_id] += n
     best_ids = [r.best_trial_id for r in rows if r.best_trial_id is not None]
     points = (
         {
@@ -152,6 +175,8 @@ def _outs(conn: Connection, rows: list[Row]) -> list[StudyOut]:
             best = BestTrial(
                 trial_id=r.best_trial_id, value=r.best_value, alpha=point.alpha, eps=point.eps
             )
+        done = sum(counts[r.id].get(state, 0) for state in FINISHED_TRIAL_STATES)
+        flying = sum(counts[r.id].get(state, 0) for state in (TrialState.queued, TrialState.leased))
         outs.append(
             StudyOut(
                 id=r.id,
@@ -161,9 +186,13 @@ def _outs(conn: Connection, rows: list[Row]) -> list[StudyOut]:
                 optimizer=r.optimizer,
                 tuner=r.tuner,
                 budget=r.budget,
-                trained=r.n_trained,
-                finished=finished[r.id],
-                progress=min(1.0, finished[r.id] / r.budget) if r.budget else 1.0,
+                trainings_budget=r.budget,
+                trainings_proposed=r.n_trained,
+                trainings_done=done,
+                trainings_in_flight=flying,
+                repeats=repeats[r.id],
+                in_flight_limit=r.max_in_flight,
+                progress=min(1.0, done / r.budget) if r.budget else 1.0,
                 counts=counts[r.id],
                 best=best,
                 stop_reason=r.stop_reason,
@@ -206,6 +235,9 @@ _TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+_DONE = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
+
+
 def change_state(conn: Connection, study_id: int, action: str, now: datetime) -> None:
     """Pause, resume or cancel a study; `Conflict` when its state does not allow it.
 
@@ -221,6 +253,9 @@ def change_state(conn: Connection, study_id: int, action: str, now: datetime) ->
     if target == StudyState.cancelled:
         values["finished_at"] = now
     conn.execute(update(Study).where(Study.id == study_id).values(**values))
+    log.info(
+        "study %d %s", study_id, _DONE[action], extra={"study": study_id, "state": str(target)}
+    )
     if target == StudyState.cancelled:
         conn.execute(
             update(Trial)
@@ -244,3 +279,5 @@ def delete_study(conn: Connection, study_id: int, *, force: bool = False) -> Non
     conn.execute(update(Trial).where(Trial.study_id == study_id).values(source_trial_id=None))
     conn.execute(delete(Trial).where(Trial.study_id == study_id))
     conn.execute(delete(Study).where(Study.id == study_id))
+    if not force:
+        log.info("study %d deleted", study_id, extra={"study": study_id})

@@ -47,12 +47,20 @@ _FACTORIES: dict[str, Callable[..., BaseSampler]] = {
 
 
 def make_sampler(
-    name: str, *, seed: int | None = None, grid_shape: tuple[int, int] | None = None, **config: Any
+    name: str,
+    *,
+    seed: int | None = None,
+    grid_shape: tuple[int, int] | None = None,
+    parallelism: int | None = None,
+    **config: Any,
 ) -> BaseSampler:
-    """A fresh sampler for tuner `name`, seeded; `grid_shape` puts it on the index grid."""
+    """A fresh sampler for tuner `name`, seeded; `grid_shape` puts it on the index grid;
+    `parallelism` (proposals in flight) turns on TPE's constant liar when above 1."""
     factory = _FACTORIES.get(name)
     if factory is None:
         raise ValueError(f"unknown tuner {name!r}; known tuners: {', '.join(TUNERS)}")
+    if name == "tpe":
+        config["parallelism"] = parallelism
     return factory(seed=seed, grid_shape=grid_shape, **config)
 
 

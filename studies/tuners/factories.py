@@ -59,9 +59,13 @@ def random_sampler(*, seed: int | None = None, **config: Any) -> BaseSampler:
     return RandomSampler(seed=seed)
 
 
-def tpe_sampler(*, seed: int | None = None, **config: Any) -> BaseSampler:
-    """Tree-structured Parzen estimator (Optuna TPESampler, its defaults unless configured)."""
+def tpe_sampler(
+    *, seed: int | None = None, parallelism: int | None = None, **config: Any
+) -> BaseSampler:
+    """Tree-structured Parzen estimator (Optuna TPESampler, its defaults unless configured),
+    with the constant liar when more than one proposal may be in flight."""
     config.pop("grid_shape", None)
+    config.setdefault("constant_liar", (parallelism or 1) > 1)
     return TPESampler(seed=seed, **config)
 
 

@@ -12,15 +12,22 @@ run censored, with the error recorded. The samplers that run are the ones `make_
 - grid / random: the sampler's `before_trial` and `sample_independent`, called as a study
   calls them, on a minimal in-memory stand-in for the study and trial;
 - TPE / CMA-ES: a real Optuna study (in-memory storage), ask and tell.
+
+Feedback follows the tuner's in-flight limit (studies.tuners.inflight), as a live study
+with one worker sees it: proposals are asked until the limit (or GLD's iteration barrier)
+stops them, then trained together and told in ask order. A repeat of a known point is
+answered at once; a repeat of one in flight waits for it (and counts as in flight).
+Tuners without a limit never read results, so they run one proposal at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import optuna
@@ -28,6 +35,9 @@ import optuna
 from studies.tuners import GRID_PARAMS, GLDSampler, grid_distributions, make_sampler
 from studies.tuners.domain import Domain
 from studies.tuners.history import MemoryHistory
+from studies.tuners.inflight import InFlightLimit, in_flight_limit
+
+Handle = TypeVar("Handle")
 
 MAX_ASKS_FACTOR = 20
 
@@ -87,9 +97,11 @@ def run_tabular(
     target: float,
     max_asks: int | None = None,
     stall_asks: int | None = None,
+    parallelism: int | None = None,
     **config: Any,
 ) -> TabularRun:
-    """Run `tuner` (seeded) on the value table until best ≤ target, or censor it."""
+    """Run `tuner` (seeded) on the value table until best ≤ target, or censor it;
+    `parallelism` overrides the tuner's limit on proposals in flight."""
     table = np.asarray(values, dtype=float)
     if table.ndim != 2:
         raise ValueError("a grid table must be 2-D (alphas × epsilons)")
@@ -97,31 +109,67 @@ def run_tabular(
     limit = max_asks if max_asks is not None else MAX_ASKS_FACTOR * table.size
     stall = stall_asks if stall_asks else table.size
     evaluate = _Evaluator(table.tolist(), target, limit, stall)
-    sampler = make_sampler(tuner, seed=seed, grid_shape=shape, **config)
+    sampler = make_sampler(tuner, seed=seed, grid_shape=shape, parallelism=parallelism, **config)
+    distributions = grid_distributions(shape)
+    limit = in_flight_limit(sampler, Domain.from_distributions(distributions), parallelism)
     restarts = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if isinstance(sampler, GLDSampler):
-            restarts = _drive_gld(sampler, evaluate)
+            restarts = _drive_gld(sampler, evaluate, limit)
         elif isinstance(sampler, optuna.samplers.GridSampler | optuna.samplers.RandomSampler):
             _drive_independent(sampler, shape, evaluate)
         else:
-            _drive_study(sampler, shape, evaluate)
+            _drive_study(sampler, shape, evaluate, limit)
     return TabularRun(
         len(evaluate.trace), not evaluate.success, restarts, evaluate.asks, evaluate.trace
     )
 
 
-def _drive_gld(sampler: GLDSampler, evaluate: _Evaluator) -> int:
+@dataclass
+class _Batches(Generic[Handle]):
+    """Proposals in flight under a limit: asked until it binds, then trained together."""
+
+    evaluate: _Evaluator
+    limit: InFlightLimit
+    tell: Callable[[Handle, float], None]
+    pending: list[tuple[Handle, tuple[int, int]]] = field(default_factory=list)
+
+    def room(self, iteration_end: bool = False) -> bool:
+        """Whether another proposal may be asked for now (else `flush` first)."""
+        if self.limit.limit is None:  # no limit: the tuner reads no result, so go one by one
+            return not self.pending
+        return self.limit.allows(len(self.pending), iteration_end)
+
+    def add(self, handle: Handle, point: tuple[int, int]) -> None:
+        """A new proposal: answered at once when known, else in flight."""
+        if point in self.evaluate.seen:
+            self.tell(handle, self.evaluate(point))
+        else:
+            self.pending.append((handle, point))
+
+    def flush(self) -> None:
+        """Train everything in flight, telling results in ask order (until the run ends)."""
+        pending, self.pending = self.pending, []
+        for handle, point in pending:
+            if self.evaluate.done:
+                return
+            self.tell(handle, self.evaluate(point))
+
+
+def _drive_gld(sampler: GLDSampler, evaluate: _Evaluator, limit: InFlightLimit) -> int:
     space = sampler.search_space
     assert space is not None
     domain = Domain.from_distributions(space)
     history = MemoryHistory()
+    batches: _Batches[int] = _Batches(evaluate, limit, history.complete)
     state = None
     while not evaluate.done:
+        if not batches.room(state is not None and state.handed >= len(state.candidates)):
+            batches.flush()
+            continue
         point, state = sampler.propose(domain, state, history)
-        index = history.propose(point, state.it)
-        history.complete(index, evaluate((int(point[0]), int(point[1]))))
+        batches.add(history.propose(point, state.it), (int(point[0]), int(point[1])))
     return 0 if state is None else state.restarts
 
 
@@ -166,12 +214,18 @@ def _drive_independent(
 
 
 def _drive_study(
-    sampler: optuna.samplers.BaseSampler, shape: tuple[int, int], evaluate: _Evaluator
+    sampler: optuna.samplers.BaseSampler,
+    shape: tuple[int, int],
+    evaluate: _Evaluator,
+    limit: InFlightLimit,
 ) -> None:
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(sampler=sampler)
     distributions = grid_distributions(shape)
+    batches: _Batches[optuna.trial.Trial] = _Batches(evaluate, limit, study.tell)
     while not evaluate.done:
+        if not batches.room():
+            batches.flush()
+            continue
         trial = study.ask(distributions)
-        value = evaluate((int(trial.params[GRID_PARAMS[0]]), int(trial.params[GRID_PARAMS[1]])))
-        study.tell(trial, value)
+        batches.add(trial, (int(trial.params[GRID_PARAMS[0]]), int(trial.params[GRID_PARAMS[1]])))

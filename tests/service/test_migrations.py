@@ -11,7 +11,7 @@ from service.db import make_engine
 from service.migrations import alembic_config, current, upgrade
 from service.models import SEED_COLUMNS, Base
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _matches_models(engine: Engine) -> None:
