@@ -41,9 +41,14 @@ LEASE_SECONDS = 30.0
 
 
 def find_or_submit(client: httpx.Client, spec: ExperimentSpec) -> tuple[dict[str, Any], bool]:
-    """The experiment a previous run submitted with this very spec, else a new one."""
+    """The experiment a previous run submitted with this very spec (resumed if paused),
+    else a new one."""
     for experiment in client.get("/api/experiments", params={"limit": 1000}).json():
         same = ExperimentSpec.model_validate(experiment["spec"]) == spec
+        if same and experiment["state"] == "paused":
+            resumed = client.post(f"/api/experiments/{experiment['id']}/resume")
+            resumed.raise_for_status()
+            return resumed.json(), True
         if same and experiment["state"] in ("running", "done"):
             return experiment, True
     response = client.post(
@@ -68,7 +73,7 @@ def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalF
     with Progress(*columns, console=console) as progress:
         bars = {
             s["id"]: progress.add_task(
-                f"{s['optimizer']} grid", total=s["budget"], completed=s["finished"]
+                f"{s['optimizer']} grid", total=s["budget"], completed=s["trainings_done"]
             )
             for s in experiment["studies"]
         }
@@ -76,12 +81,12 @@ def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalF
         while True:
             experiment = client.get(f"/api/experiments/{experiment['id']}").json()
             for study in experiment["studies"]:
-                progress.update(bars[study["id"]], completed=study["finished"])
+                progress.update(bars[study["id"]], completed=study["trainings_done"])
             if not console.is_terminal and time.monotonic() - last_line >= LOG_SECONDS:
                 last_line = time.monotonic()  # logs and CI get a line instead of live bars
                 console.print(
                     ", ".join(
-                        f"{s['optimizer']} {s['finished']}/{s['budget']}"
+                        f"{s['optimizer']} {s['trainings_done']}/{s['budget']}"
                         for s in experiment["studies"]
                     )
                 )

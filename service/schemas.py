@@ -28,11 +28,22 @@ class StudyOut(BaseModel):
     task: str
     optimizer: str
     tuner: str
-    budget: int
-    trained: int = Field(description="Trials that needed a training (not copies of known points).")
-    finished: int = Field(description="Of those, how many are complete, diverged or failed.")
-    progress: float = Field(description="finished / budget, in [0, 1].")
-    counts: dict[str, int] = Field(description="Trials by state, copies included.")
+    budget: int = Field(description="Most distinct trainings (same as trainings_budget).")
+    trainings_budget: int = Field(description="Most distinct trainings the study may run.")
+    trainings_proposed: int = Field(description="Distinct points the tuner sent to training.")
+    trainings_done: int = Field(description="Of those, how many are complete, diverged or failed.")
+    trainings_in_flight: int = Field(description="Of those, how many are queued or training.")
+    repeats: int = Field(
+        description="Tuner asks for a point already trained or training: answered from that "
+        "training, for free (not trainings)."
+    )
+    in_flight_limit: int | None = Field(
+        default=None,
+        description="Most proposals unfinished at once (the tuner's feedback limit); "
+        "None: unlimited.",
+    )
+    progress: float = Field(description="trainings_done / trainings_budget, in [0, 1].")
+    counts: dict[str, int] = Field(description="Trainings by state (repeats left out).")
     best: BestTrial | None = None
     stop_reason: str | None = None
     experiment_id: int | None = None
@@ -47,7 +58,10 @@ class TrialOut(BaseModel):
 
     id: int
     study_id: int
-    number: int
+    number: int = Field(description="Order of the tuner's asks, repeats included.")
+    training: int | None = Field(
+        default=None, description="Order among the study's trainings, 0, 1, …; None: a repeat."
+    )
     state: str
     alpha: float
     eps: float
@@ -68,8 +82,9 @@ class TrialOut(BaseModel):
     progress_done: int | None = None
     progress_total: int | None = None
     source_trial_id: int | None = Field(
-        default=None, description="Set when the tuner asked again for a known point."
+        default=None, description="On a repeat: the training whose result it takes."
     )
+    repeats: int = Field(default=0, description="Times the tuner asked again for this point.")
     seconds: float | None = None
     error: str | None = None
     created_at: datetime
@@ -78,7 +93,8 @@ class TrialOut(BaseModel):
 
 
 class TrialPage(BaseModel):
-    """Trials after a number, in order; pass `next_after` as `after` for the next page."""
+    """Trials after a number, in order; pass `next_after` as `after` for the next page.
+    Trainings only, unless repeats were asked for."""
 
     trials: list[TrialOut]
     next_after: int | None = None

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, DateTime, Row, and_, or_, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    DateTime,
+    Row,
+    and_,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 
 from service.dashboard.landscape import Landscape
 from service.dashboard.rates import FINISHED, WINDOW, per_minute
@@ -33,7 +43,7 @@ class Aggregate:
 
     landscape: Landscape
     z: list[list[float | None]]
-    #: (trial number, best value so far) at each improvement, in number order.
+    #: (distinct trainings so far, best value so far) at each improvement, in training order.
     steps: list[tuple[int, float]] = field(default_factory=list)
     last_number: int | None = None
     cursor: Cursor | None = None
@@ -46,6 +56,10 @@ class Aggregate:
         return sum(v is not None for row in self.z for v in row)
 
 
+#: A training's ordinal, 1-based: the x of the best-so-far line (distinct trainings).
+_ORDINAL = (func.coalesce(Trial.training, Trial.number) + 1).label("number")
+
+
 def _finished_originals(study_id: int) -> tuple[ColumnElement[bool], ...]:
     return (
         Trial.study_id == study_id,
@@ -55,10 +69,10 @@ def _finished_originals(study_id: int) -> tuple[ColumnElement[bool], ...]:
 
 
 def aggregate(conn: Connection, study_id: int, landscape: Landscape, now: datetime) -> Aggregate:
-    """Sum up the finished trials (copies of known points left out) of one study."""
+    """Sum up the finished trainings (repeat asks left out) of one study."""
     rows = conn.execute(
         select(
-            Trial.number,
+            _ORDINAL,
             Trial.i_alpha,
             Trial.j_eps,
             Trial.alpha,
@@ -69,7 +83,7 @@ def aggregate(conn: Connection, study_id: int, landscape: Landscape, now: dateti
             _naive(Trial.leased_at),
         )
         .where(*_finished_originals(study_id))
-        .order_by(Trial.number)
+        .order_by(_ORDINAL)
     ).all()
     out = Aggregate(landscape, landscape.empty(), finished=len(rows))
     z, steps, best = out.z, out.steps, math.inf
@@ -116,7 +130,7 @@ def finished_after(
     return conn.execute(
         select(
             Trial.id,
-            Trial.number,
+            _ORDINAL,
             Trial.state,
             Trial.value,
             Trial.alpha,

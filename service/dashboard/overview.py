@@ -37,7 +37,7 @@ def overview(conn: Connection, now: datetime, page: int) -> dict[str, Any]:
         {
             "study": s,
             "rate": rates.get(s.id, 0.0),
-            "eta": eta_seconds(s.budget - s.finished, rates.get(s.id, 0.0))
+            "eta": eta_seconds(s.budget - s.trainings_done, rates.get(s.id, 0.0))
             if s.state in ACTIVE
             else None,
         }
@@ -46,7 +46,7 @@ def overview(conn: Connection, now: datetime, page: int) -> dict[str, Any]:
     experiment_rows = []
     for e in experiments:
         rate = sum(rates.get(s.id, 0.0) for s in e.studies)
-        remaining = sum(s.budget - s.finished for s in e.studies if s.state in ACTIVE)
+        remaining = sum(s.budget - s.trainings_done for s in e.studies if s.state in ACTIVE)
         experiment_rows.append(
             {
                 "experiment": e,

@@ -9,12 +9,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Connection, Row, func, select
+from sqlalchemy.orm import aliased
 
 from service.models import PENDING_STATES, Trial, TrialState
 
 PAGE_SIZE = 50
 SORTS: dict[str, Any] = {
-    "number": Trial.number,
+    "number": Trial.training,
     "state": Trial.state,
     "alpha": Trial.alpha,
     "eps": Trial.eps,
@@ -30,6 +31,16 @@ FILTERS: dict[str, tuple[str, ...]] = {
     "pending": tuple(PENDING_STATES),
     **{state.value: (state.value,) for state in TrialState},
 }
+_REPEAT = aliased(Trial)
+#: Repeat asks answered from this training (they are not rows of the table).
+_REPEATS = (
+    select(func.count())
+    .select_from(_REPEAT)
+    .where(_REPEAT.source_trial_id == Trial.id)
+    .correlate(Trial)
+    .scalar_subquery()
+    .label("repeats")
+)
 COLUMNS = (
     Trial.id,
     Trial.number,
@@ -46,6 +57,8 @@ COLUMNS = (
     Trial.source_trial_id,
     Trial.progress_done,
     Trial.progress_total,
+    Trial.training,
+    _REPEATS,
 )
 
 
@@ -103,8 +116,9 @@ class TablePage:
 
 
 def trial_page(conn: Connection, study_id: int, query: TableQuery) -> TablePage:
-    """The page of a study's trials that `query` asks for (the last page when past the end)."""
-    where = [Trial.study_id == study_id]
+    """The page of a study's trainings that `query` asks for (the last page when past the
+    end); repeat asks are counted on their training, not listed."""
+    where = [Trial.study_id == study_id, Trial.source_trial_id.is_(None)]
     states = FILTERS[query.state]
     if states:
         where.append(Trial.state.in_(states))

@@ -1,10 +1,15 @@
-"""Trials of a study: pages in number order, and every trial for exports and grid tables."""
+"""Trials of a study: pages in number order, and every trial for exports and grid tables.
+
+Trainings only by default: a repeat ask (answered from a training of the same point) is
+counted on its training (`repeats`) and listed only when asked for.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, Row, exists, select
+from sqlalchemy import Connection, Row, exists, func, select
 
 from service.errors import NotFound
 from service.models import Study, Trial
@@ -13,16 +18,34 @@ from service.schemas import TrialOut, TrialPage
 _COLUMNS = tuple(c for c in Trial.__table__.columns if c.name in TrialOut.model_fields)
 
 
-def _out(row: Row, curves: bool) -> TrialOut:
+def _out(row: Row, curves: bool, repeats: dict[int, int]) -> TrialOut:
     data = row._asdict()
     if not curves:
         data["curve"] = None
-    return TrialOut.model_validate(data)
+    return TrialOut.model_validate(data | {"repeats": repeats.get(row.id, 0)})
 
 
 def _require_study(conn: Connection, study_id: int) -> None:
     if not conn.execute(select(exists().where(Study.id == study_id))).scalar():
         raise NotFound(f"study {study_id} does not exist")
+
+
+def _repeats(conn: Connection, study_id: int, ids: Sequence[int]) -> dict[int, int]:
+    """Repeat asks per training, for the trainings among `ids`."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(Trial.source_trial_id, func.count())
+        .where(Trial.study_id == study_id, Trial.source_trial_id.in_(ids))
+        .group_by(Trial.source_trial_id)
+    ).all()
+    return {source: n for source, n in rows}
+
+
+def _select(conn: Connection, query: Any, study_id: int, curves: bool) -> list[TrialOut]:
+    rows = conn.execute(query).all()
+    repeats = _repeats(conn, study_id, [r.id for r in rows if r.source_trial_id is None])
+    return [_out(row, curves, repeats) for row in rows]
 
 
 def page(
@@ -33,21 +56,29 @@ def page(
     after: int | None = None,
     limit: int = 500,
     curves: bool = False,
+    repeats: bool = False,
 ) -> TrialPage:
-    """Trials of a study with number > `after`, optionally in `states`, `limit` at most."""
+    """Trials of a study with number > `after`, optionally in `states`, `limit` at most;
+    trainings only unless `repeats`."""
     _require_study(conn, study_id)
     query = select(*_COLUMNS).where(Trial.study_id == study_id).order_by(Trial.number).limit(limit)
     if states:
         query = query.where(Trial.state.in_(states))
     if after is not None:
         query = query.where(Trial.number > after)
-    trials = [_out(row, curves) for row in conn.execute(query).all()]
+    if not repeats:
+        query = query.where(Trial.source_trial_id.is_(None))
+    trials = _select(conn, query, study_id, curves)
     next_after = trials[-1].number if len(trials) == limit else None
     return TrialPage(trials=trials, next_after=next_after)
 
 
-def all_trials(conn: Connection, study_id: int, *, curves: bool = True) -> list[TrialOut]:
-    """Every trial of a study in number order."""
+def all_trials(
+    conn: Connection, study_id: int, *, curves: bool = True, repeats: bool = False
+) -> list[TrialOut]:
+    """Every training of a study (and its repeats when `repeats`) in number order."""
     _require_study(conn, study_id)
     query = select(*_COLUMNS).where(Trial.study_id == study_id).order_by(Trial.number)
-    return [_out(row, curves) for row in conn.execute(query).all()]
+    if not repeats:
+        query = query.where(Trial.source_trial_id.is_(None))
+    return _select(conn, query, study_id, curves)

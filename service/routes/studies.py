@@ -93,8 +93,12 @@ def list_trials(
     after: Annotated[int | None, Query(ge=-1, le=MAX_ID, description="Trial number.")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     curves: bool = False,
+    repeats: Annotated[
+        bool, Query(description="Also list the tuner's repeat asks (answered for free).")
+    ] = False,
 ) -> TrialPage:
-    """Trials in number order; `after` (a trial number) pages incrementally."""
+    """Trainings in number order (each with its count of repeat asks); `after` (a trial
+    number) pages incrementally."""
     with db.read() as conn:
         return trials.page(
             conn,
@@ -103,12 +107,13 @@ def list_trials(
             after=after,
             limit=limit,
             curves=curves,
+            repeats=repeats,
         )
 
 
 @router.get("/{study_id}/export.csv", response_class=PlainTextResponse)
 def export_csv(study_id: StudyId, db: Db) -> PlainTextResponse:
-    """Every trial as CSV."""
+    """Every training as CSV, with its count of repeat asks."""
     with db.read() as conn:
         rows = trials.all_trials(conn, study_id, curves=False)
     return PlainTextResponse(
@@ -120,10 +125,10 @@ def export_csv(study_id: StudyId, db: Db) -> PlainTextResponse:
 
 @router.get("/{study_id}/export.json")
 def export_json(study_id: StudyId, db: Db) -> JSONResponse:
-    """The study and every trial (with curves) as JSON."""
+    """The study, every training (with curves) and every repeat ask as JSON."""
     with db.read() as conn:
         study = studies.get_study(conn, study_id)
-        rows = trials.all_trials(conn, study_id)
+        rows = trials.all_trials(conn, study_id, repeats=True)
     return JSONResponse(
         export.to_json(study, rows),
         headers={"Content-Disposition": f'attachment; filename="study-{study_id}.json"'},

@@ -51,7 +51,7 @@ def test_data_sends_only_trials_finished_after_the_cursor(client: TestClient) ->
     new = _report(client, 2, value=1.0)
     answer = client.get("/studies/1/data", params={"after": snapshot["cursor"]}).json()
     assert [row[0] for row in answer["trials"]] == new
-    assert answer["study"]["finished"] == 5 and answer["study"]["best"]["value"] == 1.0
+    assert answer["study"]["trainings_done"] == 5 and answer["study"]["best"]["value"] == 1.0
 
 
 def test_study_page_html_holds_aggregates_not_trials(client: TestClient) -> None:

@@ -106,7 +106,7 @@ def test_ctrl_c_stops_every_process_and_the_rerun_resumes(tmp_path: Path) -> Non
                 studies = httpx.get(f"{url}/api/studies", timeout=5).json()
             except (httpx.HTTPError, ValueError):
                 continue
-            finished = sum(s["finished"] for s in studies)
+            finished = sum(s["trainings_done"] for s in studies)
         assert finished > 0, "no trial finished within two minutes"
         assert len(_children_of(tmp_path)) >= 1
         demo.send_signal(signal.SIGINT)

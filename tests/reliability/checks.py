@@ -75,7 +75,7 @@ def assert_api_agrees(server_url: str, study_id: int, rows: list[Any], workers: 
     n = len(rows)
     assert study["state"] == "done", study
     assert study["counts"] == {"complete": n}, study["counts"]
-    assert (study["trained"], study["finished"], study["progress"]) == (n, n, 1.0), study
+    assert (study["trainings_proposed"], study["trainings_done"], study["progress"]) == (n, n, 1.0)
     best = min(rows, key=lambda r: r.value)
     assert study["best"]["value"] == best.value, (study["best"], best)
     listed = {w["id"]: w for w in httpx.get(f"{server_url}/api/workers", timeout=30).json()}

@@ -148,7 +148,7 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
         workers = [new_worker() for _ in range(WORKERS)]
         while (study := _study(server.url, study_id))["state"] != "done":
             assert time.monotonic() - started < 180, log.read_text()[-5000:]
-            if outages and study["finished"] >= outages[0] * n:
+            if outages and study["trainings_done"] >= outages[0] * n:
                 outages.pop(0)
                 server = _outage(server, rng, postgres_url, log)
                 continue

@@ -37,7 +37,7 @@ def test_results_give_progress_best_and_done(client: TestClient) -> None:
     study = client.post("/api/studies", json=grid_study(n_alpha=2, n_eps=2)).json()
     assert drive(client, k=3, value=lambda a, e: a * 1000 + e) == 4
     done = client.get(f"/api/studies/{study['id']}").json()
-    assert done["state"] == "done" and done["progress"] == 1.0 and done["finished"] == 4
+    assert done["state"] == "done" and done["progress"] == 1.0 and done["trainings_done"] == 4
     assert done["counts"] == {"complete": 4}
     assert done["best"]["alpha"] == 1e-4 and done["best"]["eps"] == 1e-8
     assert done["finished_at"] is not None
@@ -110,7 +110,7 @@ def test_exports(client: TestClient) -> None:
     assert len(rows) == 4 and {r["state"] for r in rows} == {"complete"}
     assert float(rows[0]["alpha"]) > 0
     data = client.get(f"/api/studies/{sid}/export.json").json()
-    assert data["study"]["id"] == sid and len(data["trials"]) == 4
+    assert data["study"]["id"] == sid and len(data["trainings"]) == 4 and data["repeats"] == []
 
 
 def _report(client: TestClient, experiment_id: int) -> Any:

@@ -91,7 +91,7 @@ def test_grid_tpe_and_quick_experiment(sqlite_url: str, tmp_path: Path) -> None:
     assert all(
         0 <= t["value"] <= 100 and t["state"] in ("complete", "diverged") for t in grid_trials
     )
-    assert tpe_study["trained"] == 8 and tpe_study["best"]["value"] < 90
+    assert tpe_study["trainings_proposed"] == 8 and tpe_study["best"]["value"] < 90
     assert report.status_code == 200, report.text[:2000]
     body = report.json()
     assert [t["optimizer"] for t in body["tables"]] == ["adam", "avagrad"]

@@ -114,7 +114,7 @@ def test_per_seed_results_are_stored_exported_and_tabled(
     assert json.loads(row["seed_values"]) == [11.0, CHANCE, 31.0]
     assert json.loads(row["seed_diverged"]) == [False, True, False]
     assert float(row["chance"]) == CHANCE
-    exported = client.get(f"/api/studies/{sid}/export.json").json()["trials"]
+    exported = client.get(f"/api/studies/{sid}/export.json").json()["trainings"]
     assert {tuple(t["seed_values"]) for t in exported} == {tuple(t["seed_values"]) for t in trials}
 
     (table,), (returned,) = report_tables(client, monkeypatch, made["id"])
@@ -179,7 +179,9 @@ def test_a_point_asked_again_copies_the_seed_values(client: TestClient) -> None:
     spec = grid_study(n_alpha=3, n_eps=3, tuner={"name": "gld", "seed": 1}, budget=9)
     sid = client.post("/api/studies", json=spec).json()["id"]
     drive(client, seeded)
-    trials = client.get(f"/api/studies/{sid}/trials", params={"limit": 5000}).json()["trials"]
+    trials = client.get(
+        f"/api/studies/{sid}/trials", params={"limit": 5000, "repeats": True}
+    ).json()["trials"]
     by_id = {t["id"]: t for t in trials}
     copies = [t for t in trials if t["source_trial_id"] is not None]
     assert copies, "GLD on a 3×3 grid revisits points"
