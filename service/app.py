@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,27 +14,39 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from service import dashboard
+from service.access_log import AccessLogMiddleware
 from service.body_limit import BodyLimitMiddleware
 from service.db import Database
-from service.errors import ServiceError, json_safe
+from service.errors import ServiceError, body_model, json_safe, readable_detail
 from service.metrics import LatencyMiddleware, make_registry
 from service.routes import experiments, health, protocol, studies, workers
 from service.settings import Settings
+from studies.log_setup import configure_logging
 
 DESCRIPTION = (
     "Tune (α, ε) of optimizers with server-side tuners and leased trials; "
     "workers pull trials over HTTP (`avatune worker`)."
 )
+log = logging.getLogger("avatune.server")
+#: Settings that, when given (`avatune serve` exports them), make each API process set up logging.
+LOG_SETTINGS = frozenset({"log_level", "log_format"})
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     """The avatune API over `settings.database_url` (already migrated: `avatune db upgrade`)."""
     settings = settings or Settings()
+    if LOG_SETTINGS & settings.model_fields_set:
+        configure_logging(settings.log_level, settings.log_format)
     db = db or Database(settings.database_url, pool_size=settings.pool_size)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pid = os.getpid()
+        log.info(
+            "api process %d ready (%s)", pid, db.dialect, extra={"pid": pid, "dialect": db.dialect}
+        )
         yield
+        log.info("api process %d shutting down", pid, extra={"pid": pid})
         db.dispose()
 
     app = FastAPI(title="avatune", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -51,8 +65,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         return JSONResponse({"detail": error.message}, status_code=error.status_code)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        detail = json_safe(jsonable_encoder(error.errors()))
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = jsonable_encoder(error.errors())
+        detail = json_safe(readable_detail(errors, body_model(request.scope.get("route"))))
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(OperationalError)
@@ -65,4 +80,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, histogram=histogram)
+    app.add_middleware(AccessLogMiddleware)  # outermost: sees every request and its status
     return app

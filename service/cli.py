@@ -1,5 +1,6 @@
 """The server's commands: `avatune serve`, `avatune db upgrade`, and thin HTTP clients
-(`avatune study create/list/show`, `avatune experiment show`)."""
+(`avatune study create/list/show`; pause, resume, cancel, delete and `avatune experiment …`
+are in `service.control_cli`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from studies.cli import note_interrupt
+from studies.log_setup import LogFormat, LogLevel, configure_logging
 
 console = Console()
 err = Console(stderr=True)
@@ -25,28 +29,50 @@ TOKEN = typer.Option(None, "--token", envvar="AVATUNE_TOKEN", help="The server's
 
 
 def serve(
-    host: str = typer.Option(None, help="Address to listen on (AVATUNE_HOST; 127.0.0.1)."),
-    port: int = typer.Option(None, help="Port (AVATUNE_PORT; 8000)."),
+    host: str = typer.Option(None, help="Address to listen on; env AVATUNE_HOST, 127.0.0.1."),
+    port: int = typer.Option(None, help="Port; env AVATUNE_PORT, 8000."),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="API processes."),
-    db: str = typer.Option(None, "--db", help="Database URL (AVATUNE_DATABASE_URL)."),
+    db: str = typer.Option(None, "--db", help="Database URL; env AVATUNE_DATABASE_URL."),
     lease_seconds: float = typer.Option(
-        None, min=0.1, help="Lease length in seconds (AVATUNE_LEASE_SECONDS)."
+        None, min=0.1, help="Lease length, seconds; env AVATUNE_LEASE_SECONDS."
     ),
-    insecure: bool = typer.Option(False, help="Allow a non-loopback host without a token."),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Allow a non-loopback host without a token."
+    ),
+    log_level: LogLevel = typer.Option(
+        LogLevel.info,
+        "--log-level",
+        envvar="AVATUNE_LOG_LEVEL",
+        case_sensitive=False,
+        metavar="LEVEL",
+        help="debug, info, warning or error.",
+    ),
+    log_format: LogFormat = typer.Option(
+        LogFormat.text,
+        "--log-format",
+        envvar="AVATUNE_LOG_FORMAT",
+        case_sensitive=False,
+        help="text, or json: one JSON object per line (log shippers).",
+    ),
 ) -> None:
     """Run the API server (migrating the database first)."""
+    import logging
+
     import uvicorn
+    from sqlalchemy.engine import make_url
 
     from service.auth import is_loopback
     from service.db import Database
     from service.leases import extend_leases
-    from service.migrations import upgrade
+    from service.migrations import current
     from service.models import utcnow
-    from service.settings import Settings
 
+    configure_logging(log_level, log_format)
+    log = logging.getLogger("avatune.server")
     given = {"host": host, "port": port, "database_url": db, "lease_seconds": lease_seconds}
+    given |= {"log_level": log_level.value, "log_format": log_format.value}
     overrides = {name: value for name, value in given.items() if value is not None}
-    settings = Settings(**overrides)
+    settings = _settings(overrides)
     if not is_loopback(settings.host) and settings.token_value is None and not insecure:
         err.print(
             f"[red]refusing to listen on {settings.host} without a token[/]: set AVATUNE_TOKEN "
@@ -55,23 +81,43 @@ def serve(
         raise typer.Exit(2)
     for name, value in overrides.items():
         os.environ[f"AVATUNE_{name.upper()}"] = str(value)  # the API processes read these
-    upgrade(settings.database_url)
+    url = make_url(settings.database_url)
+    shown, dialect = url.render_as_string(hide_password=True), url.get_backend_name()
+    log.info("starting: %s database %s", dialect, shown, extra={"db": shown, "dialect": dialect})
+    _migrate(settings.database_url)
     database = Database(settings.database_url, pool_size=1)
+    revision = current(database.engine)
+    log.info("migrations applied: schema at %s", revision, extra={"revision": revision})
     with database.write() as conn:
         extended = extend_leases(conn, utcnow(), settings.lease_seconds)
     database.dispose()
     if extended:
-        err.print(f"gave {extended} leased trials a fresh lease after the restart")
+        log.info(
+            "gave %d leased trials a fresh lease after the restart",
+            extended,
+            extra={"extended": extended},
+        )
     where = f"http://{settings.host}:{settings.port}"
-    err.print(f"avatune serving on {where} ({settings.database_url})")
+    log.info(
+        "serving on %s with %d API process(es)",
+        where,
+        workers,
+        extra={"url": where, "workers": workers},
+    )
+    interrupted = note_interrupt()  # uvicorn.run swallows Ctrl-C; the exit code should not
     uvicorn.run(
         "service.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=workers,
-        log_level="warning",
+        log_level=log_level.value,
+        log_config=None,  # our handler (studies.log_setup), set up in each API process
+        access_log=False,  # ours: service.access_log
     )
+    log.info("stopped")
+    if interrupted.is_set():
+        raise typer.Exit(130)
 
 
 @db_app.command("upgrade")
@@ -80,43 +126,105 @@ def db_upgrade(
     revision: str = typer.Option("head", help="Target revision."),
 ) -> None:
     """Bring the database schema to the latest revision."""
-    from service.migrations import upgrade
-    from service.settings import Settings
+    from sqlalchemy.engine import make_url
 
-    url = db or Settings().database_url
-    upgrade(url, revision=revision)
-    console.print(f"database at {revision}: {url}")
+    settings = _settings({"database_url": db} if db else {})
+    _migrate(settings.database_url, revision)
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    console.print(f"database at {revision}: {shown}")
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    """Print `message` (one line, no markup) to stderr; the Exit to raise with `code`."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _settings(overrides: dict[str, Any]) -> Any:
+    """The server's settings with CLI `overrides`; exit 2 with the fix when invalid."""
+    from service.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(**overrides)
+    except SettingsError as error:
+        raise _fail(str(error), 2) from None
+
+
+def _migrate(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url`; one line with the fix (exit 1, or 2 for a bad
+    revision) when it cannot be opened."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
+    from service.db import DatabaseURLError, connection_error_message
+    from service.migrations import upgrade
+
+    try:
+        upgrade(url, revision=revision)
+    except DatabaseURLError as error:
+        raise _fail(str(error), 2) from None
+    except CommandError as error:
+        raise _fail(f"cannot migrate to {revision!r}: {error}; use head", 2) from None
+    except DBAPIError as error:
+        raise _fail(connection_error_message(url, error), 1) from None
 
 
 def _client(server: str, token: str | None) -> Any:
+    """An HTTP client of the server at `server` (BadParameter, exit 2, on a malformed URL)."""
     import httpx
 
+    from studies.server_url import server_url
+
+    try:
+        base = server_url(server)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--server") from None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=60)
+    return httpx.Client(base_url=base, headers=headers, timeout=60)
 
 
 def _call(server: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    """One request; exit 1 with what to do when the server is unreachable or refuses."""
     import httpx
 
+    from studies.server_url import is_route_miss, not_avatune_message, unreachable_message
+
+    client = _client(server, token)
     try:
-        with _client(server, token) as client:
+        with client:
             response = client.request(method, path, **kwargs)
     except httpx.TransportError as error:
-        err.print(f"[red]cannot reach {server}[/]: {error}")
-        raise typer.Exit(1) from None
+        raise _fail(unreachable_message(str(client.base_url).rstrip("/"), str(error)), 1) from None
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        err.print(f"[red]{response.status_code}[/]: {detail}")
-        raise typer.Exit(1)
+        except (ValueError, AttributeError):
+            detail = None
+        base = str(client.base_url).rstrip("/")
+        if is_route_miss(response.status_code, detail):
+            raise _fail(not_avatune_message(base, path, response.status_code), 1)
+        shown = response.text[:500] if detail is None else _readable_detail(detail)
+        raise _fail(f"{response.status_code}: {shown}", 1)
     return response.json() if response.content else None
+
+
+def _readable_detail(detail: Any) -> str:
+    """An error body's `detail`: a string as is, a validation list as one line per error."""
+    if not isinstance(detail, list):
+        return str(detail)
+    lines = []
+    for item in detail:
+        if isinstance(item, dict):
+            loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+            lines.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+        else:
+            lines.append(str(item))
+    return "\n".join(lines)
 
 
 def _study_table(studies: list[dict[str, Any]]) -> Table:
     table = Table()
-    for column in ("id", "name", "state", "optimizer", "tuner", "progress", "best", "α*", "ε*"):
+    for column in ("id", "name", "state", "optimizer", "tuner", "trainings", "best", "α*", "ε*"):
         table.add_column(column, justify="left" if column in ("name", "state") else "right")
     for s in studies:
         best = s.get("best") or {}
@@ -126,7 +234,7 @@ def _study_table(studies: list[dict[str, Any]]) -> Table:
             s["state"],
             s["optimizer"],
             s["tuner"],
-            f"{s['finished']}/{s['budget']}",
+            f"{s['trainings_done']}/{s['budget']}",
             f"{best['value']:.4g}" if best else "–",
             f"{best['alpha']:.3g}" if best else "–",
             f"{best['eps']:.3g}" if best else "–",
@@ -141,15 +249,12 @@ def study_create(
     token: str = TOKEN,
 ) -> None:
     """Submit a study (or an experiment: a spec with `kind: experiment`)."""
-    from pydantic import ValidationError
-
-    from studies.specs import ExperimentSpec, load_spec
+    from studies.specs import ExperimentSpec, SpecError, spec_from_file
 
     try:
-        spec = load_spec(file)
-    except (ValidationError, ValueError) as error:
-        err.print(f"[red]invalid spec {file}[/]:\n{error}")
-        raise typer.Exit(2) from None
+        spec = spec_from_file(file)
+    except SpecError as error:
+        raise _fail(f"invalid spec:\n{error}", 2) from None
     path = "/api/experiments" if isinstance(spec, ExperimentSpec) else "/api/studies"
     body = _call(
         server,
@@ -183,14 +288,18 @@ def study_show(
     study_id: int = typer.Argument(..., min=1),
     server: str = SERVER,
     token: str = TOKEN,
-    top: int = typer.Option(10, min=0, help="Best trials to list."),
+    top: int = typer.Option(10, min=0, help="Best trainings to list."),
 ) -> None:
-    """One study and its best trials."""
+    """One study, its progress in trainings and its best trainings."""
     study = _call(server, token, "GET", f"/api/studies/{study_id}")
     console.print(_study_table([study]))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(study["counts"].items()))
+    limit = study.get("in_flight_limit")
     console.print(
-        f"trials: {counts or 'none'}"
+        f"trainings: {study['trainings_done']} of {study['trainings_budget']} done"
+        f" ({counts or 'none'}); {study['repeats']} repeat asks answered free; in flight "
+        f"{study['trainings_in_flight']}"
+        + (f" (limit {limit})" if limit else "")
         + (f"; stopped: {study['stop_reason']}" if study.get("stop_reason") else "")
     )
     if top:
@@ -202,13 +311,13 @@ def study_show(
             params={"state": ["complete", "diverged"], "limit": 5000},
         )
         trials = sorted(page["trials"], key=lambda t: t["value"])[:top]
-        table = Table(title=f"best {len(trials)} trials")
-        for column in ("number", "α", "ε", "value", "test", "diverged"):
+        table = Table(title=f"best {len(trials)} trainings")
+        for column in ("training", "α", "ε", "value", "test", "diverged"):
             table.add_column(column, justify="right")
         for t in trials:
             test = "–" if t["test_value"] is None else f"{t['test_value']:.4g}"
             table.add_row(
-                str(t["number"]),
+                str((t["training"] if t["training"] is not None else t["number"]) + 1),
                 f"{t['alpha']:.3g}",
                 f"{t['eps']:.3g}",
                 f"{t['value']:.4g}",
@@ -218,27 +327,9 @@ def study_show(
         console.print(table)
 
 
-@experiment_app.command("show")
-def experiment_show(
-    experiment_id: int = typer.Argument(..., min=1), server: str = SERVER, token: str = TOKEN
-) -> None:
-    """An experiment's grids and, once complete, its report's metrics."""
-    body = _call(server, token, "GET", f"/api/experiments/{experiment_id}")
-    console.print(
-        f"experiment {body['id']} ({body['name']}): {body['state']}, "
-        f"{100 * body['progress']:.1f}% of its grids"
-    )
-    console.print(_study_table(body["studies"]))
-    if body["state"] == "done" or body["report_ready"]:
-        report = _call(server, token, "GET", f"/api/experiments/{experiment_id}/report")
-        if "metrics" in report:
-            console.print_json(data=report["metrics"])
-        else:
-            console.print(report.get("detail", "the report is not ready yet"))
-
-
 def register(app: typer.Typer) -> None:
     """Attach the server's commands to the root `avatune` app."""
+    from service import control_cli  # noqa: F401  (adds its commands to study_app, experiment_app)
     from service.demo import demo
 
     app.command("serve")(serve)

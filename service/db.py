@@ -7,14 +7,17 @@ failing on upgrade), `Database.read()` for queries (a deferred transaction on SQ
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 if TYPE_CHECKING:
     from studies.specs import StudySpec
@@ -24,16 +27,87 @@ SQLITE_BUSY_MS = 30_000
 _READ = "avatune_read"
 
 
-def normalize_url(url: str | URL) -> URL:
-    """The URL with the psycopg 3 driver for PostgreSQL; ValueError on other databases."""
-    parsed = make_url(url)
+POSTGRES_EXAMPLE = "postgresql+psycopg://user@host/db"
+
+
+class DatabaseURLError(ValueError):
+    """A database URL that cannot work; the message says what to write instead."""
+
+
+def _sqlite_forms(path: str) -> str:
+    """``sqlite:///`` spelled for `path`: absolute, and relative when `path` is."""
+    absolute = f"sqlite:///{Path(path).expanduser().resolve()}"
+    if path.startswith(("/", "~")):
+        return absolute
+    return f"{absolute} (or sqlite:///./{path.removeprefix('./')})"
+
+
+def check_database_url(url: str | URL) -> URL:
+    """`url` parsed, or DatabaseURLError with the fix (a file path, an unknown scheme, a
+    missing driver, a SQLite file in a folder that does not exist)."""
+    if isinstance(url, URL):
+        parsed = url
+    else:
+        text = url.strip()
+        try:
+            if "://" not in text:
+                raise ArgumentError(text)
+            parsed = make_url(text)
+        except ArgumentError:
+            raise DatabaseURLError(
+                f"not a database URL: {text!r}; use {_sqlite_forms(text or 'avatune.db')} "
+                f"or {POSTGRES_EXAMPLE}"
+            ) from None
     backend = parsed.get_backend_name()
+    if backend == "postgres":
+        fixed = parsed.set(drivername="postgresql+psycopg").render_as_string()
+        raise DatabaseURLError(f"write postgresql:// (not postgres://): {fixed}")
     if backend == "postgresql":
-        if parsed.get_driver_name() != "psycopg":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-    elif backend != "sqlite":
-        raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+        if importlib.util.find_spec("psycopg") is None:
+            raise DatabaseURLError(
+                "PostgreSQL needs the psycopg 3 driver: pip install 'psycopg[binary]'"
+            )
+        return parsed
+    if backend != "sqlite":
+        raise DatabaseURLError(
+            f"unsupported database {parsed.drivername!r}: avatune runs on SQLite "
+            f"(sqlite:///path/to/avatune.db) or PostgreSQL ({POSTGRES_EXAMPLE})"
+        )
+    if parsed.get_driver_name() not in ("pysqlite", "sqlite"):
+        raise DatabaseURLError(
+            f"unsupported SQLite driver {parsed.drivername!r}: write sqlite:///path/to/avatune.db"
+        )
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        folder = Path(database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise DatabaseURLError(
+                f"the folder of the SQLite file {database!r} does not exist: "
+                f"create it (mkdir -p {folder}) or fix the path"
+            )
     return parsed
+
+
+def normalize_url(url: str | URL) -> URL:
+    """The URL with the psycopg 3 driver for PostgreSQL; DatabaseURLError on other databases."""
+    parsed = check_database_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def connection_error_message(url: str | URL, error: BaseException) -> str:
+    """One line for a database that would not open: which one, why, and what to check."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    shown = parsed.render_as_string(hide_password=True)
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    why = " ".join(reason[:1]) or type(error).__name__
+    if parsed.get_backend_name() == "sqlite":
+        return f"cannot open the SQLite database {shown} ({why}); check the path and permissions"
+    return (
+        f"cannot connect to {shown} ({why}); is PostgreSQL running there, and are the host, "
+        "port, user, password and database name right?"
+    )
 
 
 def _sqlite_events(engine: Engine) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///avatune.db"
@@ -32,6 +33,27 @@ class Settings(BaseSettings):
     idle_retry_seconds: float = Field(default=2.0, gt=0, le=600)
     data_dir: Path = Field(default=Path(".avatune"), description="Report figures and files.")
     pool_size: int = Field(default=20, ge=1, le=200, description="PostgreSQL connections.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Level of the avatune.* and uvicorn loggers."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text lines, or one JSON object per line for log shippers."
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        """Accept INFO, JSON etc. from the environment."""
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """A URL the engine can use (a bare file path is refused with the sqlite:/// form)."""
+        from service.db import check_database_url
+
+        check_database_url(value)
+        return value.strip()
 
     @property
     def token_value(self) -> str | None:
@@ -44,3 +66,32 @@ class Settings(BaseSettings):
     def heartbeat_seconds(self) -> float:
         """How often workers should heartbeat: a third of the lease."""
         return self.lease_seconds / 3.0
+
+
+#: The CLI flag of each setting `avatune serve` takes, for error messages.
+FLAGS = {
+    "database_url": "--db",
+    "host": "--host",
+    "port": "--port",
+    "lease_seconds": "--lease-seconds",
+    "log_level": "--log-level",
+    "log_format": "--log-format",
+}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work; the message names each one and what to change."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment with `overrides` (CLI flags); SettingsError when invalid."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        lines = []
+        for item in error.errors():
+            name = ".".join(str(part) for part in item["loc"])
+            where = FLAGS.get(name, name) if name in overrides else f"AVATUNE_{name.upper()}"
+            text = str(item["msg"]).removeprefix("Value error, ")
+            lines.append(f"{where}: {text}")
+        raise SettingsError("\n".join(lines)) from None

@@ -8,18 +8,28 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from studies.cli import exit_on_interrupt
+
 console = Console()
 
 TABLES = typer.Argument(..., exists=True, dir_okay=False, help="Grid tables (avatune grid JSON).")
+TUNERS_HELP = "Comma-separated tuners, or all: grid, random, tpe, cmaes, gld, cgld."
 
 
 def _tuner_list(value: str) -> list[str]:
-    from studies.tuners import TUNERS
+    from studies.spec_errors import unknown_name
+    from studies.specs import TUNERS
 
+    if value.strip() == "all":
+        return list(TUNERS)
     tuners = [t.strip() for t in value.split(",") if t.strip()]
-    unknown = [t for t in tuners if t not in TUNERS]
-    if unknown or not tuners:
-        raise typer.BadParameter(f"unknown tuners {unknown}; choose from {','.join(TUNERS)}")
+    if not tuners:
+        raise typer.BadParameter(
+            f"give tuners, e.g. all or {','.join(TUNERS)}", param_hint="--tuners"
+        )
+    for tuner in tuners:
+        if tuner not in TUNERS:
+            raise typer.BadParameter(unknown_name("tuner", tuner, TUNERS), param_hint="--tuners")
     return tuners
 
 
@@ -37,7 +47,7 @@ def _load(paths: list[Path]) -> list:
 
 def replay(
     tables: list[Path] = TABLES,
-    tuners: str = typer.Option("grid,random,tpe,cmaes,gld,cgld", help="Comma-separated tuners."),
+    tuners: str = typer.Option("all", help=TUNERS_HELP),
     seeds: int = typer.Option(100, min=1, max=100_000, help="Seeded runs per tuner and table."),
     delta: list[float] = typer.Option(
         [0.5], min=0.0, help="δ in pp of error; repeat for more (the first is the main one)."
@@ -48,14 +58,11 @@ def replay(
     """Replay tuners on complete grid tables until δ-success; write costs as JSON."""
     from studies.replay import replay_tables
 
-    result = replay_tables(
-        _load(tables),
-        _tuner_list(tuners),
-        seeds,
-        delta[0],
-        processes or None,
-        extra_deltas=delta[1:],
-    )
+    grids, chosen = _load(tables), _tuner_list(tuners)
+    with exit_on_interrupt(f"{out} not written"):
+        result = replay_tables(
+            grids, chosen, seeds, delta[0], processes or None, extra_deltas=delta[1:]
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     result.save(out)
     summary = Table(title=f"Trials to δ = {delta[0]:g} ({seeds} seeds, {result.seconds:.1f} s)")
@@ -82,7 +89,7 @@ def report(
         None, "--replay", exists=True, dir_okay=False, help="Use this replay.json."
     ),
     reference: str | None = typer.Option(None, help="Ratio denominator (default avagrad)."),
-    tuners: str = typer.Option("grid,random,tpe,cmaes,gld,cgld", help="Comma-separated tuners."),
+    tuners: str = typer.Option("all", help=TUNERS_HELP),
     seeds: int = typer.Option(100, min=1, max=100_000, help="Seeded runs when replaying."),
     delta: list[float] = typer.Option([0.5, 1.0], min=0.0, help="δ values when replaying."),
     processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
@@ -98,24 +105,28 @@ def report(
     from studies.replay import ReplayResult
     from studies.report import build_report
 
-    grids = _load(tables)
+    grids, chosen = _load(tables), _tuner_list(tuners)
     result = None
     if replay_json is not None:
-        result = ReplayResult.load(replay_json)
+        try:
+            result = ReplayResult.load(replay_json)
+        except (ValueError, OSError) as error:
+            raise typer.BadParameter(f"{replay_json}: {error}", param_hint="--replay") from None
         if len(result.tables) != len(grids):
             raise typer.BadParameter("the replay must cover the same tables, in order")
     try:
-        metrics = build_report(
-            grids,
-            result,
-            out,
-            reference=reference,
-            tuners=_tuner_list(tuners),
-            seeds=seeds,
-            deltas=delta,
-            processes=processes or None,
-            bootstrap=BootstrapSettings(tables=bootstrap_tables, replays=bootstrap_replays),
-        )
+        with exit_on_interrupt(f"the report in {out} is incomplete"):
+            metrics = build_report(
+                grids,
+                result,
+                out,
+                reference=reference,
+                tuners=chosen,
+                seeds=seeds,
+                deltas=delta,
+                processes=processes or None,
+                bootstrap=BootstrapSettings(tables=bootstrap_tables, replays=bootstrap_replays),
+            )
     except (ValueError, KeyError) as error:
         raise typer.BadParameter(str(error)) from error
     console.print(metrics["verdict"])

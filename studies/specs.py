@@ -10,7 +10,6 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,10 +18,19 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
 
 from studies.space import SearchSpace
+from studies.spec_errors import (
+    SpecError,
+    SpecIssue,
+    did_you_mean,
+    read_spec_data,
+    spec_issues,
+    unknown_name,
+)
 
 OPTIMIZERS: tuple[str, ...] = (
     "sgd",
@@ -56,6 +64,8 @@ SLOW_TUNERS: tuple[str, ...] = ("tpe", "cmaes")
 MAX_BUDGET = 20_000
 #: Default budget of a non-grid tuner.
 DEFAULT_BUDGET = 50
+#: Most proposals a study's spec may allow in flight.
+MAX_PARALLELISM = 1024
 #: ε of these optimizers lives on another scale: their grid of ε is multiplied by this (§5.2).
 EPS_SHIFT: dict[str, float] = {"adabelief": 1e-8}
 
@@ -63,7 +73,7 @@ EPS_SHIFT: dict[str, float] = {"adabelief": 1e-8}
 def _known(kind: str, known: tuple[str, ...]) -> AfterValidator:
     def check(name: str) -> str:
         if name not in known:
-            raise ValueError(f"unknown {kind} {name!r}; choose one of: {', '.join(known)}")
+            raise ValueError(unknown_name(kind, name, known))
         return name
 
     return AfterValidator(check)
@@ -188,6 +198,12 @@ class TunerSpec(BaseModel):
     name: TunerName = "grid"
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     config: Options = Field(default_factory=dict)
+    parallelism: Annotated[int, Field(ge=1, le=MAX_PARALLELISM)] | None = Field(
+        default=None,
+        description="Most proposals in flight (unfinished) at once; the tuner's own limit "
+        "when omitted: GLD/CGLD one iteration (K + 1), TPE 1, CMA-ES its population, "
+        "random unlimited.",
+    )
 
     _shorthand = model_validator(mode="before")(_by_name)
 
@@ -210,20 +226,35 @@ class StudySpec(BaseModel):
     )
     fidelity: Fidelity = Field(default_factory=Fidelity)
 
+    @property
+    def searches_eps(self) -> bool:
+        """Whether ε is searched: not for optimizers that ignore it (sgd), which search α."""
+        return DEFAULT_EPS.get(self.optimizer.name, 0.0) is not None
+
+    @property
+    def points(self) -> int | None:
+        """Distinct points the tuner can propose (α values alone when ε is not searched);
+        None on a continuous space."""
+        shape = self.space.grid_shape
+        if shape is None:
+            return None
+        return shape[0] * (shape[1] if self.searches_eps else 1)
+
     @model_validator(mode="after")
     def _fits(self) -> StudySpec:
-        size = self.space.size
+        size = self.points
         if self.tuner.name == "grid" and size is None:
             raise ValueError(
                 "the grid tuner needs a grid space: give `grid` or `alphas` + `epsilons`"
             )
+        if self.tuner.name == "grid" and self.tuner.parallelism is not None:
+            raise ValueError("the grid tuner queues every point at once: remove tuner.parallelism")
         if self.budget is None:
             default = min(DEFAULT_BUDGET, size or DEFAULT_BUDGET)
             self.budget = size if self.tuner.name == "grid" else default
         if size is not None and self.budget > size:
-            raise ValueError(
-                f"budget {self.budget} exceeds the {size} points of the grid; lower the budget"
-            )
+            what = "points of the grid" if self.searches_eps else "α values (ε is not searched)"
+            raise ValueError(f"budget {self.budget} exceeds the {size} {what}; lower the budget")
         if self.budget > MAX_BUDGET:
             raise ValueError(f"budget too large: {self.budget} (at most {MAX_BUDGET})")
         return self
@@ -339,21 +370,44 @@ def _shift(eps: float, scale: float) -> float:
 Spec = StudySpec | ExperimentSpec
 
 
-def parse_spec(data: Any) -> Spec:
-    """A study or experiment spec from a parsed mapping (`kind`, else guessed from `optimizers`)."""
+def spec_model(data: Any) -> type[StudySpec] | type[ExperimentSpec]:
+    """The model a parsed mapping is a spec of (`kind`, else guessed from `optimizers`)."""
     if not isinstance(data, dict):
         raise ValueError("a spec must be a mapping (YAML object) with at least `name` and `task`")
     kind = data.get("kind") or ("experiment" if "optimizers" in data else "study")
     if kind == "experiment":
-        return ExperimentSpec.model_validate(data)
+        return ExperimentSpec
     if kind == "study":
-        return StudySpec.model_validate(data)
-    raise ValueError(f"unknown spec kind {kind!r}; use 'study' or 'experiment'")
+        return StudySpec
+    hint = did_you_mean(str(kind), ("study", "experiment"))
+    raise ValueError(f"unknown spec kind {kind!r}; {hint or 'use study or experiment'}")
+
+
+def parse_spec(data: Any) -> Spec:
+    """A study or experiment spec from a parsed mapping; pydantic's ValidationError if invalid."""
+    return spec_model(data).model_validate(data)
+
+
+def spec_from_data(data: Any, source: str = "") -> Spec:
+    """A spec from a parsed mapping; SpecError (a ValueError) with readable lines if invalid."""
+    try:
+        model = spec_model(data)
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(source, spec_issues(error, model)) from None
+    except ValueError as error:
+        raise SpecError(source, [SpecIssue("", str(error))]) from None
+
+
+def spec_from_file(path: str | Path) -> Spec:
+    """A study or experiment spec from a YAML (or JSON) file; SpecError saying what to fix
+    (no such file, YAML syntax with line and column, unknown fields with suggestions)."""
+    return spec_from_data(read_spec_data(path), str(path))
 
 
 def load_spec(path: str | Path) -> Spec:
-    """A study or experiment spec from a YAML (or JSON) file."""
-    return parse_spec(yaml.safe_load(Path(path).read_text()))
+    """A study or experiment spec from a YAML (or JSON) file (`spec_from_file`)."""
+    return spec_from_file(path)
 
 
 SPECS_DIR = Path(__file__).with_name("specs")

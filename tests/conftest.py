@@ -7,6 +7,7 @@ binaries the PostgreSQL cases are skipped, except under `CI=true`, where they fa
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,9 +15,27 @@ from pathlib import Path
 
 import pytest
 
+from studies.log_setup import OWN_LOGGERS
 from tests.service.postgres import PostgresServer, PostgresUnavailable
 
 _counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """`serve` and `worker` run in-process by CLI tests set up logging for the whole
+    process: undo it after each test, so later tests' output holds no log lines."""
+    root = logging.getLogger()
+    loggers = [logging.getLogger(name) for name in OWN_LOGGERS]
+    handlers = [list(lg.handlers) for lg in (root, *loggers)]
+    levels = [lg.level for lg in (root, *loggers)]
+    propagate = [lg.propagate for lg in loggers]
+    yield
+    for logger, kept, level in zip((root, *loggers), handlers, levels, strict=True):
+        logger.handlers[:] = kept
+        logger.setLevel(level)
+    for logger, flag in zip(loggers, propagate, strict=True):
+        logger.propagate = flag
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ commands stay fast.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -13,8 +14,31 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from studies.cli import exit_on_interrupt
+from studies.log_setup import LogFormat, LogLevel, configure_logging
+
 console = Console()
 optim_app = typer.Typer(help="The optimizers on their own.", no_args_is_help=True)
+#: Devices torch knows by these names (checked before torch loads; CUDA's presence after).
+DEVICE = re.compile(r"(cpu|mps|(cuda|xpu)(:\d+)?)")
+
+
+def _known(kind: str, name: str, known: tuple[str, ...], flag: str) -> str:
+    """`name` when in `known`; BadParameter (exit 2) with a suggestion otherwise."""
+    from studies.spec_errors import unknown_name
+
+    if name not in known:
+        raise typer.BadParameter(unknown_name(kind, name, known), param_hint=flag)
+    return name
+
+
+def _device(device: str | None) -> str | None:
+    """`device` when torch could know it; BadParameter otherwise (no torch import)."""
+    if device is not None and not DEVICE.fullmatch(device.strip()):
+        raise typer.BadParameter(
+            f"unknown device {device!r}; use cpu, cuda or cuda:N", param_hint="--device"
+        )
+    return device
 
 
 @optim_app.command("eq11")
@@ -61,13 +85,36 @@ def worker(
     token: str = typer.Option(None, "--token", envvar="AVATUNE_TOKEN", help="The server's token."),
     device: str = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
     max_batch: int = typer.Option(64, "--max-batch", min=1, max=4096, help="Trials per lease."),
-    once: bool = typer.Option(False, help="Run one lease, then exit."),
-    quiet: bool = typer.Option(False, help="No progress display."),
+    once: bool = typer.Option(False, "--once", help="Run one lease, then exit."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     train_function: str = typer.Option(None, hidden=True, help="MODULE:ATTR trainer (tests)."),
+    log_level: LogLevel = typer.Option(
+        LogLevel.info,
+        "--log-level",
+        envvar="AVATUNE_LOG_LEVEL",
+        case_sensitive=False,
+        metavar="LEVEL",
+        help="debug, info, warning or error.",
+    ),
+    log_format: LogFormat = typer.Option(
+        LogFormat.text,
+        "--log-format",
+        envvar="AVATUNE_LOG_FORMAT",
+        case_sensitive=False,
+        help="text, or json: one JSON object per line (log shippers).",
+    ),
 ) -> None:
     """Pull trials from the server, train them in batches, report results; until stopped."""
+    from studies.server_url import server_url
+
+    try:
+        server = server_url(server)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--server") from None
+    device = _device(device)
     from workers.loop import run_worker
 
+    configure_logging(log_level, log_format)
     run_worker(
         server,
         token,
@@ -102,22 +149,12 @@ def grid(
     ),
 ) -> None:
     """Train a whole (α, ε) grid of one optimizer on one task, locally, and write its table."""
-    from optim import OPTIMIZERS
-    from workers.tasks import TASKS
+    from studies.specs import OPTIMIZERS, TASKS
 
-    if task not in TASKS:
-        raise typer.BadParameter(
-            f"unknown task {task!r}; choose one of: {', '.join(TASKS)}", param_hint="--task"
-        )
-    if optimizer not in OPTIMIZERS:
-        raise typer.BadParameter(
-            f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}",
-            param_hint="--optimizer",
-        )
-    if grid_name not in GRIDS:
-        raise typer.BadParameter(
-            f"unknown grid {grid_name!r}; choose paper or coarse", param_hint="--grid"
-        )
+    _known("task", task, TASKS, "--task")  # names first: torch takes seconds to load
+    _known("optimizer", optimizer, OPTIMIZERS, "--optimizer")
+    _known("grid", grid_name, GRIDS, "--grid")
+    _device(device)
     from workers.device import resolve_device
     from workers.grid import run_grid
 
@@ -127,7 +164,7 @@ def grid(
         raise typer.BadParameter(str(error), param_hint="--device") from None
     decay = f" · λ {weight_decay:g}" if weight_decay else ""
     title = f"{task} · {optimizer}{decay} · {grid_name} grid · {seeds} seed(s) on {where}"
-    with Progress(console=console, transient=True) as bar:
+    with exit_on_interrupt("no table written"), Progress(console=console, transient=True) as bar:
         job = bar.add_task(title, total=None)
         table = run_grid(
             task,

@@ -24,6 +24,7 @@ from studies.protocol import (
     TrialFailure,
     TrialResult,
 )
+from studies.server_url import ROUTE_MISS_STATUSES, is_route_miss, not_avatune_message, server_url
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,6 +39,10 @@ class Unauthorized(Exception):
 
 class Rejected(Exception):
     """The server refused the request as invalid (4xx other than 409)."""
+
+
+class WrongServer(Exception):
+    """What answers at the URL is not avatune's API (a route miss): retrying cannot help."""
 
 
 @dataclass
@@ -76,8 +81,10 @@ class ServiceClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        #: The normalised server URL (ValueError with the fix when malformed).
+        self.url = server_url(server)
         self._http = httpx.Client(
-            base_url=server.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self.backoff = backoff or Backoff()
         self.stop = stop or threading.Event()
@@ -97,7 +104,7 @@ class ServiceClient:
                     content=body.model_dump_json(),
                     headers={"Content-Type": "application/json"},
                 )
-                if response.status_code < 500:
+                if response.status_code < 500 or response.status_code in ROUTE_MISS_STATUSES:
                     break
                 reason = f"server error {response.status_code}"
             except httpx.TransportError as error:
@@ -113,13 +120,15 @@ class ServiceClient:
             return None
         if response.status_code in (401, 403):
             raise Unauthorized(_detail(response))
+        if is_route_miss(response.status_code, _route_detail(response)):
+            raise WrongServer(not_avatune_message(self.url, path, response.status_code))
         if response.status_code >= 400:
             raise Rejected(f"{response.status_code} on {path}: {_detail(response)}")
         return response
 
-    def lease(self, request: LeaseRequest) -> LeaseResponse:
-        """Lease trials, waiting out an unreachable server."""
-        response = self._post("/api/leases", request, retry=True)
+    def lease(self, request: LeaseRequest, *, retry: bool = True) -> LeaseResponse:
+        """Lease trials, waiting out an unreachable server (ConnectionError without `retry`)."""
+        response = self._post("/api/leases", request, retry=retry)
         assert response is not None
         return LeaseResponse.model_validate_json(response.content)
 
@@ -138,6 +147,14 @@ class ServiceClient:
     def failure(self, trial_id: int, failure: TrialFailure, *, retry: bool = True) -> bool:
         """Report a failure or release: True when recorded, False when refused."""
         return self._post(f"/api/trials/{trial_id}/failure", failure, retry=retry) is not None
+
+
+def _route_detail(response: httpx.Response) -> object:
+    """The JSON `detail` of a response, None when it has none."""
+    try:
+        return response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _detail(response: httpx.Response) -> str:

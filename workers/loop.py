@@ -7,11 +7,16 @@ A refused result (409: the lease expired and the trial went back to the queue) i
 dropped. On SIGTERM or SIGINT the loop releases its current lease (the trials go back to
 the queue without using an attempt), tries once more to deliver finished results, and
 returns; the caller then exits even if the training thread is still running.
+
+Events go to the `avatune.worker` logger, one line per lease among them (trials, task,
+seconds, complete / diverged / failed, best value); the rich progress bars are only for a
+terminal (`run_worker` shows them when stderr is a TTY).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -38,12 +43,14 @@ from studies.protocol import (
     TrialFailure,
     TrialResult,
 )
-from workers.client import Rejected, ServiceClient, Stopped, Unauthorized
+from studies.server_url import server_url, unreachable_message
+from workers.client import Rejected, ServiceClient, Stopped, Unauthorized, WrongServer
 
 if TYPE_CHECKING:  # the trainer imports torch; this module must not, until it trains
     from workers.trainer import TrialResult as TrainedSeed
 
 ProgressFn = Callable[[int, int], None]
+log = logging.getLogger("avatune.worker")
 #: How often the loop looks at the training thread and the stop flag, seconds.
 POLL_SECONDS = 0.2
 
@@ -153,7 +160,7 @@ def default_worker_id() -> str:
 
 
 class Display:
-    """A rich progress bar per lease and a line per event."""
+    """A rich progress bar per lease (on a terminal; log lines print above the bars)."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, log_path=False)
@@ -173,10 +180,6 @@ class Display:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
-
-    def log(self, message: str) -> None:
-        """A line above the bars."""
-        self.progress.console.log(message)
 
     def lease(self, lease: LeaseResponse) -> None:
         """A new bar for a lease."""
@@ -200,9 +203,6 @@ class Display:
 
 
 class _Quiet:
-    def log(self, message: str) -> None:
-        pass
-
     def lease(self, lease: LeaseResponse) -> None:
         pass
 
@@ -211,6 +211,59 @@ class _Quiet:
 
     def status(self, text: str) -> None:
         pass
+
+
+@dataclass
+class LeaseTally:
+    """What one lease's trials came to (released: handed back when the worker stopped)."""
+
+    complete: int = 0
+    diverged: int = 0
+    failed: int = 0
+    released: int = 0
+    best: float | None = None
+
+    def count(self, outcome: Outcome) -> None:
+        """Count a trained trial's outcome and keep the lowest value."""
+        if outcome.diverged:
+            self.diverged += 1
+        else:
+            self.complete += 1
+        if math.isfinite(outcome.value) and (self.best is None or outcome.value < self.best):
+            self.best = outcome.value
+
+
+def log_lease(lease: LeaseResponse, tally: LeaseTally, seconds: float) -> None:
+    """The lease's line: token prefix, trials, task, seconds, counts and best value."""
+    task = lease.task.name if lease.task else "?"
+    optimizers = sorted({t.optimizer.name for t in lease.trials})
+    prefix = (lease.token or "")[:8]
+    counts = f"{tally.complete} complete, {tally.diverged} diverged, {tally.failed} failed"
+    if tally.released:
+        counts += f", {tally.released} released"
+    best = "–" if tally.best is None else f"{tally.best:.4g}"
+    log.info(
+        "lease %s: %d trials · %s · %s in %.1f s: %s; best %s",
+        prefix,
+        len(lease.trials),
+        task,
+        ", ".join(optimizers),
+        seconds,
+        counts,
+        best,
+        extra={
+            "lease": prefix,
+            "trials": len(lease.trials),
+            "task": task,
+            "optimizers": optimizers,
+            "seconds": round(seconds, 3),
+            "complete": tally.complete,
+            "diverged": tally.diverged,
+            "failed": tally.failed,
+            "released": tally.released,
+            "best": tally.best,
+        },
+    )
 
 
 @dataclass
@@ -251,12 +304,15 @@ class WorkerLoop:
         self.outbox: list[tuple[int, TrialResult]] = []
         self.stats = WorkerStats()
         self.training: threading.Thread | None = None
+        #: The signal that stopped the loop, if one did (the process exits 130 on SIGINT).
+        self.signal: int | None = None
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop the loop (call from the main thread)."""
 
         def handle(signum: int, _frame: Any) -> None:
-            self.display.log(f"signal {signum}: releasing the current lease and stopping")
+            self.signal = signum
+            log.info("signal %d: releasing the current lease and stopping", signum)
             self.stop.set()
 
         signal.signal(signal.SIGTERM, handle)
@@ -273,10 +329,10 @@ class WorkerLoop:
         try:
             while not self.stop.is_set():
                 self._deliver(retry=True)
-                lease = self.client.lease(request)
+                lease = self.client.lease(request, retry=not self.once)  # --once: fail fast
                 if not lease.trials:
                     if self.once:
-                        self.display.log("no trial to run")
+                        log.info("no trial to run")
                         break
                     self.stop.wait(lease.retry_after)
                     continue
@@ -292,8 +348,15 @@ class WorkerLoop:
         return self.stats
 
     def _run_lease(self, lease: LeaseResponse) -> None:
+        """Train one lease and log its line (what it produced, how long it took)."""
+        started = time.monotonic()
+        tally = self._train_lease(lease)
+        log_lease(lease, tally, time.monotonic() - started)
+
+    def _train_lease(self, lease: LeaseResponse) -> LeaseTally:
         assert lease.token is not None
         self.display.lease(lease)
+        tally = LeaseTally()
         box: dict[str, Any] = {}
         steps = [0, 0]
 
@@ -318,27 +381,34 @@ class WorkerLoop:
                 break
             if self.stop.is_set():
                 self._release(lease)
-                return
+                tally.released = len(lease.trials)
+                return tally
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + lease.heartbeat_seconds
                 if not lost:
                     lost = not self._heartbeat(lease, steps)
         if "error" in box:
             self._fail(lease, f"{type(box['error']).__name__}: {box['error']}\n{box['trace']}")
-            return
+            tally.failed = len(lease.trials)
+            return tally
         outcomes: list[Outcome] = box["outcomes"]
         if len(outcomes) != len(lease.trials):
             self._fail(
                 lease, f"trainer returned {len(outcomes)} outcomes for {len(lease.trials)} trials"
             )
-            return
+            tally.failed = len(lease.trials)
+            return tally
         for trial, outcome in zip(lease.trials, outcomes, strict=True):
             try:
                 self.outbox.append((trial.trial_id, _result(lease.token, outcome)))
             except ValidationError as error:
                 self._fail(lease, f"the trainer's result is invalid: {error}", [trial])
+                tally.failed += 1
+            else:
+                tally.count(outcome)
         self.display.update(steps[1], steps[1])
         self.display.status("reporting")
+        return tally
 
     def _heartbeat(self, lease: LeaseResponse, steps: list[int]) -> bool:
         """Extend the lease; False once the server says it is lost."""
@@ -347,10 +417,10 @@ class WorkerLoop:
         try:
             ack = self.client.heartbeat(lease.trials[0].trial_id, beat)
         except ConnectionError as error:
-            self.display.log(f"heartbeat failed ({error}); still training")
+            log.warning("heartbeat failed (%s); still training", error)
             return True
         if ack is None:
-            self.display.log("the lease was lost (expired): results of this lease will be refused")
+            log.warning("the lease was lost (expired): results of this lease will be refused")
             return False
         return True
 
@@ -368,7 +438,7 @@ class WorkerLoop:
         self, lease: LeaseResponse, error: str, trials: Sequence[LeasedTrial] | None = None
     ) -> None:
         assert lease.token is not None
-        self.display.log(f"training failed: {error.splitlines()[0][:300]}")
+        log.warning("training failed: %s", error.splitlines()[0][:300])
         for trial in lease.trials if trials is None else trials:
             body = TrialFailure(token=lease.token, error=error[-10_000:])
             try:
@@ -386,7 +456,7 @@ class WorkerLoop:
             except ConnectionError:
                 return
             except Rejected as error:  # the server found the result invalid: report why
-                self.display.log(f"result of trial {trial_id} refused: {error}")
+                log.warning("result of trial %d refused: %s", trial_id, error)
                 failure = TrialFailure(token=result.token, error=f"result refused: {error}")
                 with contextlib.suppress(ConnectionError, Rejected):
                     self.client.failure(trial_id, failure, retry=False)
@@ -449,40 +519,70 @@ def run_worker(
     quiet: bool = False,
     train_function: str | None = None,
 ) -> WorkerStats:
-    """`avatune worker`: build the client and loop, handle signals, run until stopped."""
+    """`avatune worker`: build the client and loop, handle signals, run until stopped.
+
+    Exits 1 when the server is unreachable with `once` or is not an avatune server, 2 on a
+    refused token, 130 after SIGINT (ValueError on a malformed `server`, before torch loads).
+    """
+    server = server_url(server)
     if train_function:
-        trainer, described = load_trainer(train_function), device or "custom"
+        try:
+            trainer, described = load_trainer(train_function), device or "custom"
+        except (ValueError, ImportError, AttributeError) as error:
+            log.error("--train-function %s: %s", train_function, error)
+            raise SystemExit(2) from None
     else:
-        described = describe_device(device)
+        try:
+            described = describe_device(device)
+        except ValueError as error:  # e.g. cuda asked for on a machine without CUDA
+            log.error("--device: %s", error)
+            raise SystemExit(2) from None
         trainer = torch_trainer(device)
-    display = None if quiet else Display()
+    # Progress bars only on a terminal: under nohup or a supervisor, plain log lines.
+    display = None if quiet or not sys.stderr.isatty() else Display()
 
     def retrying(reason: str, delay: float) -> None:
-        if display is not None:
-            display.log(f"server unreachable ({reason}); retrying in {delay:.1f} s")
+        log.warning("server unreachable (%s); retrying in %.1f s", reason, delay)
 
     client = ServiceClient(server, token, on_retry=retrying)
     loop = WorkerLoop(
         client, trainer, max_batch=max_batch, once=once, device=described, display=display
     )
     loop.install_signal_handlers()
+    started = {"worker": loop.worker_id, "device": described, "server": server}
     try:
-        if display is not None:
-            with display:
-                display.log(f"worker {loop.worker_id} on {described} → {server}")
-                stats = loop.run()
-        else:
+        with display or contextlib.nullcontext():
+            log.info("worker %s on %s → %s", loop.worker_id, described, server, extra=started)
             stats = loop.run()
     except Unauthorized as error:
-        print(f"the server refused this worker's token: {error}", file=sys.stderr)
+        log.error("the server refused this worker's token: %s", error)
         raise SystemExit(2) from None
+    except ConnectionError as error:  # only with --once: without, the loop waits it out
+        log.error("%s", unreachable_message(client.url, str(error)))
+        raise SystemExit(1) from None
+    except WrongServer as error:
+        log.error("%s", error)
+        raise SystemExit(1) from None
     finally:
         client.close()
-    summary = (
-        f"worker {loop.worker_id}: {stats.leases} leases, {stats.delivered} results delivered, "
-        f"{stats.refused} refused, {stats.released} released, {stats.failed} failed"
+    log.info(
+        "worker %s: %d leases, %d results delivered, %d refused, %d released, %d failed",
+        loop.worker_id,
+        stats.leases,
+        stats.delivered,
+        stats.refused,
+        stats.released,
+        stats.failed,
+        extra={"worker": loop.worker_id, **vars(stats)},
     )
-    print(summary, file=sys.stderr, flush=True)
     if loop.training is not None and loop.training.is_alive():
-        os._exit(0)  # an abandoned training thread would only delay the exit
+        os._exit(exit_code(loop))  # an abandoned training thread would only delay the exit
+    if exit_code(loop):
+        raise SystemExit(exit_code(loop))
     return stats
+
+
+def exit_code(loop: WorkerLoop) -> int:
+    """130 after SIGINT (the shell's convention for Ctrl-C); 0 otherwise, SIGTERM included
+    (a supervisor's clean stop)."""
+    return 128 + signal.SIGINT if loop.signal == signal.SIGINT else 0
