@@ -3,6 +3,7 @@ moves, and a study (and its experiment) finishes when nothing is left to run."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from service.models import (
     TrialState,
 )
 
+log = logging.getLogger("avatune.lifecycle")
 ACTIVE_STUDY_STATES = (StudyState.running, StudyState.paused)
 FINISHED_STUDY_STATES = (StudyState.done, StudyState.failed, StudyState.cancelled)
 
@@ -120,14 +122,24 @@ def settle(conn: Connection, study_id: int, now: datetime) -> str | None:
         return None
     valued = conn.execute(_VALUED, {"sid": study_id}).scalar()
     state = StudyState.done if valued else StudyState.failed
-    conn.execute(_FINISH_STUDY, {"sid": study_id, "state": state, "now": now})
+    finished = conn.execute(_FINISH_STUDY, {"sid": study_id, "state": state, "now": now})
+    if finished.rowcount:
+        log.info(
+            "study %d finished: %s (%s, %d trials)",
+            study_id,
+            state.value,
+            study.tuner,
+            study.n_trained,
+            extra={"study": study_id, "state": state.value, "experiment": study.experiment_id},
+        )
     if study.experiment_id is not None:
         settle_experiment(conn, study.experiment_id)
     return state
 
 
 def settle_experiment(conn: Connection, experiment_id: int) -> None:
-    """Mark an experiment done once every one of its studies has finished."""
+    """Finish an experiment once every one of its studies has: cancelled when one of its
+    grids was cancelled (that grid stays incomplete, so there is no report), else done."""
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_EXPERIMENT, {"eid": experiment_id})
     unfinished = conn.execute(
@@ -138,8 +150,23 @@ def settle_experiment(conn: Connection, experiment_id: int) -> None:
         )
     ).scalar()
     if not unfinished:
-        conn.execute(
+        cancelled = conn.execute(
+            select(
+                exists().where(
+                    Study.experiment_id == experiment_id, Study.state == StudyState.cancelled
+                )
+            )
+        ).scalar()
+        state = StudyState.cancelled if cancelled else StudyState.done
+        finished = conn.execute(
             update(Experiment)
-            .where(Experiment.id == experiment_id, Experiment.state == StudyState.running)
-            .values(state=StudyState.done)
+            .where(Experiment.id == experiment_id, Experiment.state.in_(ACTIVE_STUDY_STATES))
+            .values(state=state)
         )
+        if finished.rowcount:
+            log.info(
+                "experiment %d finished: %s",
+                experiment_id,
+                state.value,
+                extra={"experiment": experiment_id, "state": state.value},
+            )
