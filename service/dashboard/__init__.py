@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from service.dashboard import (
     assets,
+    controls,
     experiment_pages,
     form_pages,
     overview,
@@ -20,7 +21,8 @@ from service.dashboard.assets import static_files
 
 router = APIRouter(include_in_schema=False)
 # The forms first: /studies/new must not be read as /studies/{id}.
-for _part in (form_pages, overview, study_pages, experiment_pages, workers_page, assets):
+_PARTS = (form_pages, overview, study_pages, experiment_pages, controls, workers_page, assets)
+for _part in _PARTS:
     router.include_router(_part.router)
 
 __all__ = ["router", "static_files"]

@@ -12,12 +12,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Connection
 
 from service import reports
-from service.dashboard import charts
 from service.dashboard.aggregate import aggregate
+from service.dashboard.controls import controls
 from service.dashboard.landscape import Landscape
 from service.dashboard.pages import NO_STORE, Db, error_page, render
 from service.dashboard.rates import eta_seconds, study_rates
 from service.dashboard.report_view import cached_view
+from service.dashboard.study_charts import grids_heatmap
 from service.db import Database
 from service.deps import get_settings
 from service.errors import ServiceError
@@ -41,9 +42,11 @@ def progress(conn: Connection, experiment: ExperimentOut, now: datetime) -> dict
         landscape = Landscape.of(study.spec)
         panels.append((study.optimizer, landscape, aggregate(conn, study.id, landscape, now).z))
     rate = sum(rates.values())
-    remaining = sum(s.budget - s.finished for s in experiment.studies if s.state in ACTIVE)
+    remaining = sum(s.budget - s.trainings_done for s in experiment.studies if s.state in ACTIVE)
     return {
         "state": experiment.state,
+        # cancelled grids stay incomplete: no report is made (or tried again)
+        "cancelled": experiment.state == StudyState.cancelled,
         "progress": round(experiment.progress, 4),
         "complete": all(s.state in FINISHED for s in experiment.studies),
         "rate_per_min": round(rate, 2),
@@ -53,7 +56,7 @@ def progress(conn: Connection, experiment: ExperimentOut, now: datetime) -> dict
                 "id": s.id,
                 "optimizer": s.optimizer,
                 "state": s.state,
-                "finished": s.finished,
+                "trainings_done": s.trainings_done,
                 "budget": s.budget,
                 "progress": round(s.progress, 4),
                 "best": s.best.value if s.best else None,
@@ -61,7 +64,7 @@ def progress(conn: Connection, experiment: ExperimentOut, now: datetime) -> dict
             }
             for s in experiment.studies
         ],
-        "figure": charts.landscape_figure(panels, "Value over the (α, ε) grids so far"),
+        "figure": grids_heatmap(conn, experiment.task, experiment.studies, panels),
     }
 
 
@@ -86,7 +89,7 @@ def experiment_page(
             live = None if stored else progress(conn, experiment, utcnow())
     except ServiceError as error:
         return error_page(request, error.status_code, error.message)
-    if live is not None and live["complete"]:
+    if live is not None and live["complete"] and not live["cancelled"]:
         live.update(report_status(db, settings.data_dir, experiment_id))
         if live["report_ready"]:
             with db.read() as conn:
@@ -94,9 +97,13 @@ def experiment_page(
     view = None
     if stored is not None:
         view = cached_view(experiment_id, stored[0], stored[1], settings.data_dir)
-    return render(
-        request, "experiment.html", {"experiment": experiment, "report": view, "live": live}
-    )
+    context = {
+        "experiment": experiment,
+        "report": view,
+        "live": live,
+        "controls": controls(request, "experiment", experiment.id, experiment.state),
+    }
+    return render(request, "experiment.html", context)
 
 
 @router.get("/experiments/{experiment_id}/data")
@@ -107,6 +114,6 @@ def experiment_data(experiment_id: ExperimentId, db: Db, settings: SettingsDep) 
         ready = stored_report(conn, experiment_id) is not None
         body = progress(conn, experiment, utcnow())
     body.update(report_ready=ready, computing=False, report_error=None)
-    if body["complete"] and not ready:
+    if body["complete"] and not ready and not body["cancelled"]:
         body.update(report_status(db, settings.data_dir, experiment_id))
     return JSONResponse(body, headers=NO_STORE)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from service.dashboard import charts, curves
+from service.dashboard import curves
+from service.dashboard.controls import controls
 from service.dashboard.pages import NO_STORE, Db, error_page, render
+from service.dashboard.study_charts import curves_figure
 from service.dashboard.study_data import increment, snapshot
 from service.dashboard.trial_table import FILTERS, SORTS, TableQuery, trial_page
 from service.errors import Invalid, NotFound
@@ -20,10 +22,6 @@ router = APIRouter(include_in_schema=False)
 Cursor = Annotated[
     str | None, Query(max_length=40, description="The `cursor` of the previous answer.")
 ]
-
-
-def _curves_figure(lines: list[dict[str, Any]]) -> dict[str, Any]:
-    return charts.curves_figure([(line["label"], line["curve"]) for line in lines])
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
@@ -45,9 +43,13 @@ def study_page(study_id: StudyId, request: Request, db: Db) -> HTMLResponse:
         "data": data,
         "table": table,
         "selected": [line["id"] for line in lines],
-        "curves": _curves_figure(lines),
+        "curves": curves_figure(study, lines),
         "sorts": SORTS,
         "filters": FILTERS,
+        # an experiment's grid goes with its experiment: deleted from the experiment's page
+        "controls": controls(
+            request, "study", study.id, study.state, deletable=study.experiment_id is None
+        ),
     }
     return render(request, "study.html", context)
 
@@ -93,7 +95,7 @@ def curves_data(study_id: StudyId, request: Request, db: Db) -> JSONResponse:
     """The learning-curve figure of the trials in `curve` (ids, at most 10)."""
     selected = curves.parse_ids(request.query_params.getlist("curve"))
     with db.read() as conn:
-        get_study(conn, study_id)
+        study = get_study(conn, study_id)
         lines = curves.load(conn, study_id, selected)
-    body = {"selected": [line["id"] for line in lines], "figure": _curves_figure(lines)}
+    body = {"selected": [line["id"] for line in lines], "figure": curves_figure(study, lines)}
     return JSONResponse(body, headers=NO_STORE)

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, update
 
-from service.errors import Conflict, NotFound
-from service.models import SEED_COLUMNS, VALUED_STATES, Experiment, Study, StudyState, Trial
+from service import lifecycle
+from service.errors import Conflict, Invalid, NotFound
+from service.models import (
+    SEED_COLUMNS,
+    VALUED_STATES,
+    Experiment,
+    Study,
+    StudyState,
+    Trial,
+    TrialState,
+)
 from service.repositories.studies import create_study, delete_study, list_studies
 from service.schemas import ExperimentOut
 from studies.specs import ExperimentSpec, StudySpec
 from studies.table import GridTable
+
+log = logging.getLogger("avatune.experiments")
 
 
 def create_experiment(conn: Connection, spec: ExperimentSpec, now: datetime) -> int:
@@ -28,8 +40,17 @@ def create_experiment(conn: Connection, spec: ExperimentSpec, now: datetime) -> 
         )
         .returning(Experiment.id)
     ).scalar_one()
-    for study in spec.study_specs():
-        create_study(conn, study, now, experiment_id=experiment_id)
+    ids = [
+        create_study(conn, study, now, experiment_id=experiment_id) for study in spec.study_specs()
+    ]
+    log.info(
+        "experiment %d created: %r on %s, grid studies %s",
+        experiment_id,
+        spec.name,
+        spec.task.name,
+        ids,
+        extra={"experiment": experiment_id, "task": spec.task.name, "studies": ids},
+    )
     return experiment_id
 
 
@@ -45,7 +66,7 @@ def get_experiment(conn: Connection, experiment_id: int) -> ExperimentOut:
     row = _row(conn, experiment_id)
     studies = list_studies(conn, experiment_id=experiment_id, limit=1000)
     budget = sum(s.budget for s in studies)
-    finished = sum(s.finished for s in studies)
+    finished = sum(s.trainings_done for s in studies)
     return ExperimentOut(
         id=row.id,
         name=row.name,
@@ -69,6 +90,11 @@ def grid_tables(conn: Connection, experiment_id: int) -> list[GridTable]:
     """The complete grid of every study of the experiment (format avatune-grid/2, with each
     trial's seeds); `Conflict` while one is missing."""
     row = _row(conn, experiment_id)
+    if row.state == StudyState.cancelled:
+        raise Conflict(
+            f"experiment {experiment_id} was cancelled before its grids were complete, so it "
+            "has no report; submit it again to get one"
+        )
     studies = conn.execute(
         select(Study.id, Study.spec, Study.state)
         .where(Study.experiment_id == experiment_id)
@@ -177,6 +203,73 @@ def store_report(
     )
 
 
+#: action → (experiment states that allow it, the state it leads to, the study states it
+#: changes): an experiment's grids move together; finished grids stay as they are.
+_TRANSITIONS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
+    "pause": ((StudyState.running,), StudyState.paused, (StudyState.running,)),
+    "resume": ((StudyState.paused,), StudyState.running, (StudyState.paused,)),
+    "cancel": (
+        (StudyState.running, StudyState.paused),
+        StudyState.cancelled,
+        (StudyState.running, StudyState.paused),
+    ),
+}
+_ALLOWED = {
+    "pause": "only a running experiment can be paused",
+    "resume": "only a paused experiment can be resumed",
+    "cancel": "only a running or paused experiment can be cancelled",
+}
+
+
+def change_state(conn: Connection, experiment_id: int, action: str, now: datetime) -> None:
+    """Pause, resume or cancel an experiment and its unfinished grid studies, in one
+    transaction; `Conflict` when the experiment's state does not allow it.
+
+    Cancelling drops the queued trials of its grids (leased ones may still report); the
+    experiment is then `cancelled` and has no report.
+    """
+    if action not in _TRANSITIONS:
+        raise Invalid(f"unknown action {action!r}; use pause, resume or cancel")
+    allowed, target, moved = _TRANSITIONS[action]
+    studies = select(Study.id).where(Study.experiment_id == experiment_id).order_by(Study.id)
+    if conn.dialect.name == "postgresql":
+        # the order lifecycle.settle takes them in (study, then experiment): no deadlock
+        conn.execute(studies.with_for_update()).all()
+        conn.execute(
+            select(Experiment.id).where(Experiment.id == experiment_id).with_for_update()
+        ).all()
+    row = _row(conn, experiment_id)
+    if row.state not in allowed:
+        raise Conflict(
+            f"cannot {action} experiment {experiment_id}: it is {row.state} ({_ALLOWED[action]})"
+        )
+    ids = conn.execute(studies.where(Study.state.in_(moved)).order_by(None)).scalars().all()
+    values: dict[str, Any] = dict(state=target, updated_at=now)
+    if target == StudyState.cancelled:
+        values["finished_at"] = now
+    if ids:
+        conn.execute(update(Study).where(Study.id.in_(ids)).values(**values))
+    if target == StudyState.cancelled and ids:
+        conn.execute(
+            update(Trial)
+            .where(
+                Trial.study_id.in_(ids),
+                Trial.state.in_((TrialState.queued, TrialState.waiting)),
+            )
+            .values(state=TrialState.cancelled, finished_at=now)
+        )
+    conn.execute(update(Experiment).where(Experiment.id == experiment_id).values(state=target))
+    log.info(
+        "experiment %d %s (grid studies %s)",
+        experiment_id,
+        {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action],
+        list(ids),
+        extra={"experiment": experiment_id, "state": str(target), "studies": list(ids)},
+    )
+    if target == StudyState.running:  # grids resumed one by one may all have finished
+        lifecycle.settle_experiment(conn, experiment_id)
+
+
 def delete_experiment(conn: Connection, experiment_id: int) -> None:
     """Delete an experiment, its studies and their trials."""
     _row(conn, experiment_id)
@@ -185,3 +278,4 @@ def delete_experiment(conn: Connection, experiment_id: int) -> None:
     ):
         delete_study(conn, study_id, force=True)
     conn.execute(delete(Experiment).where(Experiment.id == experiment_id))
+    log.info("experiment %d deleted", experiment_id, extra={"experiment": experiment_id})

@@ -51,7 +51,7 @@ def get_experiment(experiment_id: ExperimentId, db: Db) -> ExperimentOut:
     "/{experiment_id}/report",
     responses={
         202: {"description": "Being computed: ask again shortly."},
-        409: {"description": "The grids are not complete yet."},
+        409: {"description": "The grids are not complete yet, or the experiment was cancelled."},
         503: {"description": "Computing the report failed; asking again retries."},
     },
 )
@@ -69,9 +69,66 @@ def get_report(
     return found
 
 
-@router.delete("/{experiment_id}", status_code=204, dependencies=AUTH)
+_NOT_FOUND = {404: {"description": "No such experiment."}}
+_STATE = {
+    **_NOT_FOUND,
+    409: {"description": "The experiment's state does not allow it (the message says why)."},
+}
+
+
+def _change(db: Database, experiment_id: int, action: str) -> ExperimentOut:
+    with db.write() as conn:
+        experiments.change_state(conn, experiment_id, action, utcnow())
+        return experiments.get_experiment(conn, experiment_id)
+
+
+@router.post(
+    "/{experiment_id}/pause",
+    summary="Pause an experiment",
+    dependencies=AUTH,
+    responses=_STATE,
+)
+def pause_experiment(experiment_id: ExperimentId, db: Db) -> ExperimentOut:
+    """Pause every running grid of a running experiment at once: no more of its trials are
+    handed out (leased ones may finish). 409 unless the experiment is running."""
+    return _change(db, experiment_id, "pause")
+
+
+@router.post(
+    "/{experiment_id}/resume",
+    summary="Resume an experiment",
+    dependencies=AUTH,
+    responses=_STATE,
+)
+def resume_experiment(experiment_id: ExperimentId, db: Db) -> ExperimentOut:
+    """Hand out the trials of every paused grid of a paused experiment again. 409 unless the
+    experiment is paused."""
+    return _change(db, experiment_id, "resume")
+
+
+@router.post(
+    "/{experiment_id}/cancel",
+    summary="Cancel an experiment",
+    dependencies=AUTH,
+    responses=_STATE,
+)
+def cancel_experiment(experiment_id: ExperimentId, db: Db) -> ExperimentOut:
+    """Cancel every unfinished grid of a running or paused experiment at once, dropping their
+    queued trials for good (leased ones may still report). The experiment's state becomes
+    `cancelled`; its grids stay incomplete, so it gets no report. 409 once it has finished."""
+    return _change(db, experiment_id, "cancel")
+
+
+@router.delete(
+    "/{experiment_id}",
+    status_code=204,
+    summary="Delete an experiment",
+    dependencies=AUTH,
+    responses=_NOT_FOUND,
+)
 def delete_experiment(experiment_id: ExperimentId, db: Db) -> Response:
-    """Delete an experiment with its studies and trials."""
+    """Delete an experiment with its grid studies, their trials and its stored report, in any
+    state (its leased trials' late reports are then refused)."""
     with db.write() as conn:
         experiments.delete_experiment(conn, experiment_id)
     return Response(status_code=204)
