@@ -1,24 +1,41 @@
 """Plotly figure dicts of the study page: the (α, ε) heatmap filling in as trials arrive,
-best-so-far vs trial number, and learning curves.
+best-so-far vs distinct trainings, and learning curves against training steps.
 
 The complete-grid figures of the report (Figure 1 and 2) come from `studies.figures`; the
 heatmap here is its live counterpart: cells stay empty until their trial reports, axes are
 log10 α and log10 ε (ticks labelled like the paper's grid values), colours share one scale
-from the best value to the median, as in `studies.figures.heatmaps`.
+from the best value to the median, as in `studies.figures.heatmaps`. Diverged cells are a
+flat grey layer outside that scale. Every axis and colour bar names the task's objective
+and unit (`studies.objectives`); an empty chart says it is waiting for the first result.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from service.dashboard.landscape import Landscape
-from studies.figures import COLORS, panel_title, value_label
+from studies.figure_style import (
+    BEST_CELL,
+    BEST_MARKER,
+    COLORS,
+    LEGEND_BELOW,
+    LEGEND_MARGIN,
+    diverged_key,
+    diverged_layer,
+    panel_title,
+    value_label,
+    with_waiting,
+)
+from studies.objectives import UNKNOWN, Objective, curve_steps
 
 Figure = dict[str, Any]
 Grid = list[list[float | None]]
+Cells = Collection[tuple[int, int]]
+#: Where the study page's script finds the traces of the (single-panel) heatmap.
+MAIN, BEST, DIVERGED = 0, 1, 2
 
 
 def color_range(grids: Sequence[Grid]) -> tuple[float, float] | None:
@@ -46,24 +63,47 @@ def best_cell(grid: Grid) -> tuple[int, int] | None:
     return None if not cells else min(cells)[1:]
 
 
-def landscape_figure(panels: Sequence[tuple[str, Landscape, Grid]], title: str) -> Figure:
-    """Heatmaps side by side (one per panel) on log axes, one colour scale, best marked ×."""
+def split_diverged(grid: Grid, cells: Cells) -> tuple[Grid, Grid]:
+    """(values of the other cells, values of the diverged `cells`), None elsewhere."""
+    kept = [list(row) for row in grid]
+    gone: Grid = [[None] * len(row) for row in grid]
+    for i, j in cells:
+        gone[i][j], kept[i][j] = kept[i][j], None
+    return kept, gone
+
+
+def landscape_figure(
+    panels: Sequence[tuple[str, Landscape, Grid]],
+    title: str,
+    goal: Objective = UNKNOWN,
+    diverged: Sequence[Cells] | None = None,
+) -> Figure:
+    """Heatmaps side by side (one per panel) on log axes, one colour scale, best marked ×,
+    diverged cells grey: per panel the traces `MAIN`, `BEST`, `DIVERGED` (in that order),
+    then the legend's "diverged" entry."""
     gap = 0.08
     width = (1.0 - gap * (len(panels) - 1)) / max(len(panels), 1)
-    span = color_range([grid for _, _, grid in panels])
+    split = [
+        split_diverged(grid, diverged[k] if diverged else ())
+        for k, (_, _, grid) in enumerate(panels)
+    ]
+    span = color_range([kept for kept, _ in split])
     layout: dict[str, Any] = {
         "title": {"text": title},
         "coloraxis": {
             "colorscale": "Viridis",
-            "colorbar": {"title": {"text": "value"}},
+            "colorbar": {"title": {"text": goal.label, "side": "right"}},
             **({"cmin": span[0], "cmax": span[1]} if span else {}),
         },
         "annotations": [],
-        "showlegend": False,
-        "margin": {"t": 60, "r": 10, "b": 50, "l": 60},
+        "showlegend": True,
+        "legend": LEGEND_BELOW,
+        "margin": {"t": 60, "r": 10, "b": LEGEND_MARGIN, "l": 60},
     }
+    unit = f" {goal.unit}" if goal.unit else ""
+    point = "α = 10^%{y:.2f}<br>ε = 10^%{x:.2f}"
     data: list[dict[str, Any]] = []
-    for k, (name, landscape, grid) in enumerate(panels):
+    for k, ((name, landscape, _), (kept, gone)) in enumerate(zip(panels, split, strict=True)):
         suffix = "" if k == 0 else str(k + 1)
         xa, ya = f"x{suffix}", f"y{suffix}"
         x = [round(math.log10(e), 6) for e in landscape.epsilons]
@@ -90,40 +130,47 @@ def landscape_figure(panels: Sequence[tuple[str, Landscape, Grid]], title: str) 
                 "name": name,
                 "x": x,
                 "y": y,
-                "z": grid,
+                "z": kept,
                 "coloraxis": "coloraxis",
                 "xaxis": xa,
                 "yaxis": ya,
+                "showlegend": False,
                 "hoverongaps": False,
-                "hovertemplate": "α = 10^%{y:.2f}<br>ε = 10^%{x:.2f}<br>value = %{z:.4g}"
-                f"<extra>{name}</extra>",
+                "hovertemplate": f"{point}<br>{goal.name} = %{{z:.4g}}{unit}<extra>{name}</extra>",
             }
         )
-        best = best_cell(grid)
+        best = best_cell(kept)
         data.append(
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": f"{name}: best",
-                "x": [] if best is None else [x[best[1]]],
-                "y": [] if best is None else [y[best[0]]],
+                "name": BEST_CELL,
+                "legendgroup": BEST_CELL,
+                "showlegend": k == 0,
+                "x": [None] if best is None else [x[best[1]]],
+                "y": [None] if best is None else [y[best[0]]],
                 "xaxis": xa,
                 "yaxis": ya,
-                "marker": {"symbol": "x", "color": "red", "size": 12},
+                "marker": {**BEST_MARKER, "size": 12},
                 "hovertemplate": f"best of {name}<extra></extra>",
             }
         )
-    return {"data": data, "layout": layout}
+        data.append(diverged_layer(name, x, y, gone, xa, False, point))
+    data.append(diverged_key())
+    return with_waiting({"data": data, "layout": layout})
 
 
-def best_figure(steps: Sequence[tuple[int, float]], last_number: int | None) -> Figure:
-    """Best value so far vs trial number (a step line through each improvement)."""
+def best_figure(
+    steps: Sequence[tuple[int, float]], last_number: int | None, goal: Objective = UNKNOWN
+) -> Figure:
+    """Best value so far vs distinct trainings (a step line through each improvement)."""
     x = [n for n, _ in steps]
     y = [v for _, v in steps]
     if steps and last_number is not None and last_number > x[-1]:
         x.append(last_number)
         y.append(y[-1])
-    return {
+    unit = f" {goal.unit}" if goal.unit else ""
+    figure = {
         "data": [
             {
                 "type": "scatter",
@@ -132,39 +179,46 @@ def best_figure(steps: Sequence[tuple[int, float]], last_number: int | None) -> 
                 "x": x,
                 "y": y,
                 "line": {"shape": "hv", "color": COLORS[1]},
-                "hovertemplate": "trial %{x}: best %{y:.4g}<extra></extra>",
+                "hovertemplate": f"training %{{x}}: best %{{y:.4g}}{unit}<extra></extra>",
             }
         ],
         "layout": {
-            "title": {"text": "Best value so far"},
-            "xaxis": {"title": {"text": "trial number"}, "rangemode": "tozero"},
-            "yaxis": {"title": {"text": "best value"}},
+            "title": {"text": f"Best {goal.name} so far"},
+            "xaxis": {"title": {"text": "distinct trainings"}, "rangemode": "tozero"},
+            "yaxis": {"title": {"text": goal.best_label()}},
             "showlegend": False,
             "margin": {"t": 50, "r": 10, "b": 50, "l": 60},
         },
     }
+    return with_waiting(figure)
 
 
-def curves_figure(curves: Sequence[tuple[str, Sequence[float]]]) -> Figure:
-    """Learning curves of selected trials, one line each."""
+def curves_figure(
+    curves: Sequence[tuple[str, Sequence[float]]],
+    goal: Objective = UNKNOWN,
+    steps: int | None = None,
+) -> Figure:
+    """Learning curves of selected trials, one line each, against the training step
+    (`steps`: the trials' training steps; None: unknown, points numbered)."""
     data = [
         {
             "type": "scatter",
             "mode": "lines",
             "name": label,
-            "x": list(range(1, len(curve) + 1)),
+            "x": curve_steps(len(curve), steps),
             "y": list(curve),
             "line": {"color": COLORS[k % len(COLORS)]},
         }
         for k, (label, curve) in enumerate(curves)
     ]
-    return {
+    figure = {
         "data": data,
         "layout": {
             "title": {"text": "Learning curves of selected trials"},
-            "xaxis": {"title": {"text": "point reported by the worker"}},
-            "yaxis": {"title": {"text": "curve value"}},
+            "xaxis": {"title": {"text": "step" if steps else "curve point"}},
+            "yaxis": {"title": {"text": goal.loss_label}},
             "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
             "margin": {"t": 50, "r": 10, "b": 110, "l": 60},
         },
     }
+    return with_waiting(figure)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from service.dashboard import aggregate as agg
-from service.dashboard import charts
+from service.dashboard import study_charts
 from service.dashboard.landscape import Landscape
 from service.dashboard.rates import eta_seconds, study_rates
 from service.models import StudyState
@@ -22,18 +22,21 @@ ACTIVE = (StudyState.running, StudyState.paused)
 
 
 def summary(study: StudyOut, rate: float) -> dict[str, Any]:
-    """Progress, counts, best, pace and time left of a study."""
+    """Progress in trainings, counts, repeats, best, pace and time left of a study."""
     active = study.state in ACTIVE
     return {
         "id": study.id,
         "state": study.state,
         "budget": study.budget,
-        "finished": study.finished,
+        "trainings_done": study.trainings_done,
+        "in_flight": study.trainings_in_flight,
+        "in_flight_limit": study.in_flight_limit,
+        "repeats": study.repeats,
         "progress": round(study.progress, 4),
         "counts": study.counts,
         "best": None if study.best is None else study.best.model_dump(),
         "rate_per_min": round(rate, 2),
-        "eta_s": eta_seconds(study.budget - study.finished, rate) if active else None,
+        "eta_s": eta_seconds(study.budget - study.trainings_done, rate) if active else None,
         "live": active,
     }
 
@@ -50,11 +53,8 @@ def snapshot(conn: Connection, study: StudyOut, now: datetime) -> dict[str, Any]
         "steps": data.steps,
         "last_number": data.last_number,
         "figures": {
-            "heatmap": charts.landscape_figure(
-                [(study.optimizer, landscape, data.z)],
-                f"{study.optimizer} on {study.task}: value over (α, ε)",
-            ),
-            "best": charts.best_figure(data.steps, data.last_number),
+            "heatmap": study_charts.study_heatmap(conn, study, landscape, data.z),
+            "best": study_charts.best_so_far(study, data.steps, data.last_number),
         },
         "cursor": agg.encode_cursor(data.cursor),
     }

@@ -6,9 +6,25 @@
   const CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
   let revision = 0;
 
+  const WAITING = {
+    name: "waiting", text: "waiting for the first result", xref: "paper", yref: "paper",
+    x: 0.5, y: 0.5, showarrow: false, font: { size: 16, color: "#666" },
+  };
+
+  // Whether some trace holds a value (legend-only traces hold none).
+  function hasData(data) {
+    return (data || []).some((trace) => {
+      const values = trace.type === "heatmap" ? trace.z : trace.y;
+      return (values || []).some((v) => Array.isArray(v) ? v.some((w) => w !== null) : v !== null && v !== undefined);
+    });
+  }
+
   function layoutOf(figure) {
     const layout = Object.assign({ autosize: true, font: { size: 12 } }, figure.layout || {});
     layout.datarevision = ++revision; // arrays may have been changed in place
+    // an empty chart says so; the note goes once the first result is drawn
+    layout.annotations = (layout.annotations || []).filter((note) => note.name !== "waiting");
+    if (!hasData(figure.data)) layout.annotations.push(WAITING);
     return layout;
   }
 

@@ -13,7 +13,7 @@
     answer.studies.forEach((study) => {
       const row = live.querySelector('tr[data-study="' + study.id + '"]');
       if (!row) return;
-      A.setField(row, "finished", study.finished + " / " + study.budget);
+      A.setField(row, "finished", study.trainings_done + " / " + study.budget);
       A.setField(row, "best", A.number(study.best));
       A.setField(row, "rate", A.rate(study.rate_per_min));
       const bar = row.querySelector("progress");
@@ -35,6 +35,10 @@
         const answer = await A.getJSON(live.dataset.url);
         if (answer.report_ready) {
           window.location.reload(); // the page now shows the report
+          return;
+        }
+        if (live.dataset.state && answer.state !== live.dataset.state) {
+          window.location.reload(); // paused, resumed or cancelled elsewhere: new controls
           return;
         }
         show(answer);

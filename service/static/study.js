@@ -22,7 +22,7 @@
       steps: snapshot.steps,
       last: snapshot.last_number,
       cursor: snapshot.cursor,
-      finished: snapshot.study.finished,
+      finished: snapshot.study.trainings_done,
       filled: snapshot.filled,
     };
     A.plot(heatmap, view.heat);
@@ -45,13 +45,27 @@
     view.steps = steps;
   }
 
-  function addTrial([, number, , value, i, j]) {
+  // Heatmap traces (service/dashboard/charts.py): values, best ×, diverged cells (grey).
+  const MAIN = 0, BEST = 1, DIVERGED = 2;
+
+  // A cell shows its best trial: on the colour scale, or grey when that trial diverged.
+  function fillCell(state, value, i, j) {
+    const z = view.heat.data[MAIN].z;
+    const gone = view.heat.data[DIVERGED].z;
+    const best = z[i][j] !== null ? z[i][j] : gone[i][j];
+    if (best === null) view.filled += 1;
+    const diverged = state === "diverged";
+    if (best === null || value < best || (diverged && value === best)) {
+      z[i][j] = diverged ? null : value;
+      gone[i][j] = diverged ? value : null;
+    }
+  }
+
+  function addTrial([, number, state, value, i, j]) {
     view.finished += 1;
     if (view.last === null || number > view.last) view.last = number;
     if (value === null) return;
-    const z = view.heat.data[0].z;
-    if (z[i][j] === null) view.filled += 1;
-    if (z[i][j] === null || value < z[i][j]) z[i][j] = value;
+    fillCell(state, value, i, j);
     mergeStep(number, value);
   }
 
@@ -61,7 +75,7 @@
   }
 
   function redraw() {
-    const heat = view.heat.data[0];
+    const heat = view.heat.data[MAIN];
     const values = [];
     let best = null;
     heat.z.forEach((row, i) => row.forEach((v, j) => {
@@ -74,8 +88,8 @@
       const axis = view.heat.layout.coloraxis;
       axis.cmin = values[0];
       axis.cmax = Math.max(median(values), values[0] + 1e-9);
-      view.heat.data[1].x = [heat.x[best[2]]];
-      view.heat.data[1].y = [heat.y[best[1]]];
+      view.heat.data[BEST].x = [heat.x[best[2]]];
+      view.heat.data[BEST].y = [heat.y[best[1]]];
     }
     const line = view.best.data[0];
     line.x = view.steps.map((s) => s[0]);
@@ -90,7 +104,9 @@
   }
 
   function showSummary(study) {
-    A.setField(summary, "finished", String(study.finished));
+    A.setField(summary, "finished", String(study.trainings_done));
+    const limit = study.in_flight_limit ? " (limit " + study.in_flight_limit + ")" : "";
+    A.setField(summary, "repeats", study.repeats + " repeat asks answered free · in flight " + study.in_flight + limit);
     A.setField(summary, "best", study.best ? A.number(study.best.value) : "–");
     A.setField(summary, "best-point", study.best ? "α=" + A.sci(study.best.alpha) + " ε=" + A.sci(study.best.eps) : "");
     A.setField(summary, "rate", A.rate(study.rate_per_min));
@@ -127,12 +143,12 @@
         const answer = await A.getJSON(base + "/data" + after);
         live = answer.study.live;
         if (answer.full) {
-          const changed = answer.study.finished !== view.finished;
+          const changed = answer.study.trainings_done !== view.finished;
           load(answer);
           if (changed) await refreshTable([]);
         } else {
           answer.trials.forEach(addTrial);
-          if (view.finished !== answer.study.finished) {
+          if (view.finished !== answer.study.trainings_done) {
             load(await A.getJSON(base + "/data")); // a trial slipped past the cursor: resync
             await refreshTable([]);
           } else {

@@ -74,7 +74,7 @@ def test_heatmap_has_one_cell_per_grid_point(page: Any, site: Site) -> None:
         " return [z.length, z[0].length]; }"
     )
     assert tuple(shape) == LIVE_GRID
-    finished = site.http.get(f"/api/studies/{site.seeded.live_study}").json()["finished"]
+    finished = site.http.get(f"/api/studies/{site.seeded.live_study}").json()["trainings_done"]
     assert _filled(page) == finished > 0
     _open(page, site, f"/studies/{site.seeded.bounds_study}", 3)
     assert page.evaluate("() => document.getElementById('heatmap').data[0].z.length") == 24
@@ -132,7 +132,7 @@ def test_ticking_a_trial_plots_its_curve(page: Any, site: Site) -> None:
 
 def test_create_study_form_explains_errors_then_creates(page: Any, site: Site) -> None:
     _open(page, site, "/studies/new")
-    page.get_by_label("Budget (trials)").fill("-3")
+    page.get_by_label("Budget (distinct trainings)").fill("-3")
     page.get_by_label("log-scale bounds").check()
     assert page.get_by_label("α from").is_visible()
     assert not page.get_by_label("α values (explicit grid)").is_visible()
@@ -153,7 +153,7 @@ def test_create_study_form_explains_errors_then_creates(page: Any, site: Site) -
     page.get_by_label("Tuner", exact=True).select_option("random")
     page.get_by_label("α from").fill("1e-4")
     page.get_by_label("α to").fill("1")
-    page.get_by_label("Budget (trials)").fill("5")
+    page.get_by_label("Budget (distinct trainings)").fill("5")
     page.get_by_role("button", name="Create study").click()
     page.wait_for_url(re.compile(r"/studies/\d+$"))
     assert "made in the browser" in page.locator("h1").inner_text()
@@ -206,7 +206,8 @@ def test_report_page_shows_verdict_figures_and_metrics(
         )
         assert heatmaps == [[5, 5], [5, 5]]
         bars = page.evaluate(
-            "() => document.getElementById('figure2-costs').data.map(t => t.x.length)"
+            "() => document.getElementById('figure2-costs').data.filter(t => t.type === 'bar')"
+            ".map(t => t.x.length)"
         )
         assert bars == [4, 4]
         assert page.locator("#figure2-curves").count() == 1
