@@ -127,8 +127,16 @@ def save_tables(tables: list[dict[str, Any]], folder: Path) -> list[str]:
     return names
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM: stop every child process, then exit 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise _Stopped(signum)
 
 
 def demo_spec(spec: str | None, quick: bool) -> ExperimentSpec:
@@ -197,8 +205,9 @@ def run_demo(
         console.print("serving the dashboard; press Ctrl-C to stop")
         assert fleet.server is not None
         fleet.server.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         console.print("\nstopping; run `avatune demo` again to resume where this left off")
+        raise typer.Exit(128 + getattr(stop, "signum", signal.SIGINT)) from None
     finally:
         fleet.stop()
 
@@ -237,6 +246,8 @@ def demo(
             port=port,
             data_dir=data_dir,
         )
+    except typer.Exit:  # a RuntimeError too: the exit status after a signal
+        raise
     except (RuntimeError, httpx.HTTPError) as error:
         console.print(f"[red]demo failed[/]: {error}")
         raise typer.Exit(1) from None
