@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from studies.cli import note_interrupt
+from studies.cli_options import LOG_FORMAT, LOG_LEVEL, SERVER, TOKEN
 from studies.log_setup import LogFormat, LogLevel, configure_logging
 
 console = Console()
@@ -21,11 +22,6 @@ err = Console(stderr=True)
 db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 study_app = typer.Typer(help="Studies on a running server (HTTP).", no_args_is_help=True)
 experiment_app = typer.Typer(help="Experiments on a running server (HTTP).", no_args_is_help=True)
-
-SERVER = typer.Option(
-    "http://127.0.0.1:8000", "--server", envvar="AVATUNE_SERVER", help="The server's URL."
-)
-TOKEN = typer.Option(None, "--token", envvar="AVATUNE_TOKEN", help="The server's token.")
 
 
 def serve(
@@ -39,21 +35,8 @@ def serve(
     insecure: bool = typer.Option(
         False, "--insecure", help="Allow a non-loopback host without a token."
     ),
-    log_level: LogLevel = typer.Option(
-        LogLevel.info,
-        "--log-level",
-        envvar="AVATUNE_LOG_LEVEL",
-        case_sensitive=False,
-        metavar="LEVEL",
-        help="debug, info, warning or error.",
-    ),
-    log_format: LogFormat = typer.Option(
-        LogFormat.text,
-        "--log-format",
-        envvar="AVATUNE_LOG_FORMAT",
-        case_sensitive=False,
-        help="text, or json: one JSON object per line (log shippers).",
-    ),
+    log_level: LogLevel = LOG_LEVEL,
+    log_format: LogFormat = LOG_FORMAT,
 ) -> None:
     """Run the API server (migrating the database first)."""
     import logging
@@ -317,7 +300,7 @@ def study_show(
         for t in trials:
             test = "–" if t["test_value"] is None else f"{t['test_value']:.4g}"
             table.add_row(
-                str((t["training"] if t["training"] is not None else t["number"]) + 1),
+                str(t["training"] + 1),
                 f"{t['alpha']:.3g}",
                 f"{t['eps']:.3g}",
                 f"{t['value']:.4g}",

@@ -47,8 +47,6 @@ ASK_CAP_FACTOR = 20
 #: Asks per lease call before giving up for now (duplicates do not train).
 ASKS_PER_CALL = 200
 STOPPED = "the tuner stopped proposing new points"
-#: Tuners that begin no iteration while the last one is unfinished.
-GLD_TUNERS = ("gld", "cgld")
 
 _OPTUNA_STATE = {
     TrialState.complete: OptunaState.COMPLETE,
@@ -183,7 +181,7 @@ def ask(conn: Connection, study: Any, n: int, now: datetime) -> AskOutcome:
     budget_left = study.budget - study.n_trained
     want = min(n, budget_left)
     cap = ask_cap(spec)
-    limit = InFlightLimit(study.max_in_flight, iteration_barrier=spec.tuner.name in GLD_TUNERS)
+    limit = in_flight_limit(sampler, Domain.from_distributions(dists), spec.tuner.parallelism)
     flying = sum(row.state in PENDING_STATES for row in rows)
     last_attrs = rows[-1].tuner_attrs if rows else None
     fresh: list[int] = []

@@ -15,6 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from studies.cli import exit_on_interrupt
+from studies.cli_options import LOG_FORMAT, LOG_LEVEL, SERVER, TOKEN
 from studies.log_setup import LogFormat, LogLevel, configure_logging
 
 console = Console()
@@ -79,30 +80,15 @@ def eq11(
 
 
 def worker(
-    server: str = typer.Option(
-        "http://127.0.0.1:8000", "--server", envvar="AVATUNE_SERVER", help="The server's URL."
-    ),
-    token: str = typer.Option(None, "--token", envvar="AVATUNE_TOKEN", help="The server's token."),
+    server: str = SERVER,
+    token: str = TOKEN,
     device: str = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
     max_batch: int = typer.Option(64, "--max-batch", min=1, max=4096, help="Trials per lease."),
     once: bool = typer.Option(False, "--once", help="Run one lease, then exit."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     train_function: str = typer.Option(None, hidden=True, help="MODULE:ATTR trainer (tests)."),
-    log_level: LogLevel = typer.Option(
-        LogLevel.info,
-        "--log-level",
-        envvar="AVATUNE_LOG_LEVEL",
-        case_sensitive=False,
-        metavar="LEVEL",
-        help="debug, info, warning or error.",
-    ),
-    log_format: LogFormat = typer.Option(
-        LogFormat.text,
-        "--log-format",
-        envvar="AVATUNE_LOG_FORMAT",
-        case_sensitive=False,
-        help="text, or json: one JSON object per line (log shippers).",
-    ),
+    log_level: LogLevel = LOG_LEVEL,
+    log_format: LogFormat = LOG_FORMAT,
 ) -> None:
     """Pull trials from the server, train them in batches, report results; until stopped."""
     from studies.server_url import server_url

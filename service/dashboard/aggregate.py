@@ -19,7 +19,6 @@ from sqlalchemy import (
     DateTime,
     Row,
     and_,
-    func,
     or_,
     select,
     type_coerce,
@@ -57,7 +56,7 @@ class Aggregate:
 
 
 #: A training's ordinal, 1-based: the x of the best-so-far line (distinct trainings).
-_ORDINAL = (func.coalesce(Trial.training, Trial.number) + 1).label("number")
+_ORDINAL = (Trial.training + 1).label("number")
 
 
 def _finished_originals(study_id: int) -> tuple[ColumnElement[bool], ...]:
