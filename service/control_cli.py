@@ -17,7 +17,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from service.cli import SERVER, TOKEN, _call, console, err, experiment_app, study_app
+from service.cli import _call, console, err, experiment_app, study_app
+from studies.cli_options import SERVER, TOKEN
 
 ACTIONS = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 YES = typer.Option(False, "--yes", "-y", help="Delete without asking.")
@@ -60,7 +61,7 @@ def _study_action(action: str, study_id: int, server: str, token: str | None) ->
     counts = ", ".join(f"{k} {v}" for k, v in sorted(study["counts"].items()))
     _say(
         f"study {study['id']} ({study['name']}) {ACTIONS[action]}: now {study['state']}; "
-        f"trials: {counts or 'none'}"
+        f"trainings: {counts or 'none'}"
     )
 
 
@@ -94,8 +95,8 @@ def study_delete(
             f"experiment (avatune experiment delete {study['experiment_id']})"
         )
     if not yes:
-        trials = sum(study["counts"].values())
-        _confirm(f"Delete study {study_id} ({study['name']}) and its {trials} trials?")
+        trainings = sum(study["counts"].values())
+        _confirm(f"Delete study {study_id} ({study['name']}) and its {trainings} trainings?")
     _call(server, token, "DELETE", f"/api/studies/{study_id}")
     _say(f"study {study_id} ({study['name']}) deleted")
 
@@ -106,7 +107,7 @@ def study_delete(
 def _grids_table(studies: list[dict[str, Any]]) -> Table:
     """The progress of an experiment's grid studies."""
     table = Table(title="grids")
-    for column in ("study", "optimizer", "state", "trials", "progress", "best", "α*", "ε*"):
+    for column in ("study", "optimizer", "state", "trainings", "progress", "best", "α*", "ε*"):
         table.add_column(column, justify="left" if column in ("optimizer", "state") else "right")
     for s in studies:
         table.add_row(
@@ -162,10 +163,10 @@ def experiment_create(
         content=spec.model_dump_json(),
         headers={"Content-Type": "application/json"},
     )
-    trials = sum(s["budget"] for s in body["studies"])
+    trainings = sum(s["budget"] for s in body["studies"])
     _say(
         f"experiment {body['id']} ({body['name']}): {len(body['studies'])} grid studies, "
-        f"{trials} trials queued"
+        f"{trainings} trainings queued"
     )
     console.print(_grids_table(body["studies"]))
     _say(f"follow it: avatune experiment show {body['id']}")

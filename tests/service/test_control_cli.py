@@ -95,17 +95,17 @@ def test_study_pause_resume_cancel_delete(
     sid = http.post("/api/studies", json=grid_study("cli study")).json()["id"]
     paused = _run(app, server, "study", "pause", str(sid))
     assert paused.exit_code == 0
-    assert _text(paused) == f"study {sid} (cli study) paused: now paused; trials: queued 9"
+    assert _text(paused) == f"study {sid} (cli study) paused: now paused; trainings: queued 9"
     again = _run(app, server, "study", "pause", str(sid))
     assert again.exit_code == 1
     assert _text(again) == f"409: cannot pause study {sid}: it is paused"
     resumed = _run(app, server, "study", "resume", str(sid))
     assert resumed.exit_code == 0 and "resumed: now running" in resumed.output
     cancelled = _run(app, server, "study", "cancel", str(sid))
-    assert cancelled.exit_code == 0 and "trials: cancelled 9" in _text(cancelled)
+    assert cancelled.exit_code == 0 and "trainings: cancelled 9" in _text(cancelled)
     kept = _run(app, server, "study", "delete", str(sid), stdin="n\n")
     assert kept.exit_code == 1
-    assert f"Delete study {sid} (cli study) and its 9 trials?" in kept.output
+    assert f"Delete study {sid} (cli study) and its 9 trainings?" in kept.output
     assert "nothing deleted (pass --yes to delete without asking)" in kept.output
     assert http.get(f"/api/studies/{sid}").status_code == 200
     no_terminal = _run(app, server, "study", "delete", str(sid))  # no answer: nothing deleted
@@ -133,11 +133,11 @@ def test_experiment_create_from_a_file_or_a_builtin(
     spec.write_text(yaml.safe_dump(EXPERIMENT))
     created = _run(app, server, "experiment", "create", "-f", str(spec))
     assert created.exit_code == 0, created.output
-    assert "experiment 1 (cli grids): 2 grid studies, 18 trials queued" in created.output
+    assert "experiment 1 (cli grids): 2 grid studies, 18 trainings queued" in created.output
     assert "follow it: avatune experiment show 1" in created.output
     builtin = _run(app, server, "experiment", "create", "--builtin", "quick-mnist1d")
     assert builtin.exit_code == 0 and "experiment 2 (" in builtin.output
-    assert "242 trials queued" in builtin.output
+    assert "242 trainings queued" in builtin.output
     listed = _run(app, server, "experiment", "list")
     assert listed.exit_code == 0
     lines = [line for line in listed.output.splitlines() if "cli grids" in line]
