@@ -12,21 +12,23 @@ from studies.report_text import interval as _ci
 from studies.report_text import median_text as _median
 from studies.report_text import number as _f
 from studies.report_text import ratio_text as _ratio
+from studies.report_text import units
 from studies.table import optimizer_label
 
 
 def grid_table(metrics: dict[str, Any]) -> Table:
     """Figure 1 in numbers: best point, interaction and best-α drift per optimizer."""
     table = Table(title="grids (Figure 1)")
+    u = units(metrics)
     for column in (
         "optimizer",
         "grid × seeds",
-        "best error % (SE)",
+        f"best {u.label} (SE)",
         "best α",
         "best ε",
         "interaction [95% CI]",
         "α* drift (robust)",
-        "line-search regret (worst)",
+        f"line-search regret (worst{', ' + u.gap_unit if u.gap_unit else ''})",
     ):
         table.add_column(column, justify="left" if column == "optimizer" else "right")
     for name, grid in metrics["tables"].items():
@@ -54,9 +56,9 @@ def cost_table(metrics: dict[str, Any]) -> Table:
     reference = metrics["reference"]
     ratio_keys = [key for key in metrics["ratios"] if key.endswith(f"/{reference}")]
     table = Table(
-        title=f"tuning cost: Kaplan–Meier median trials to within δ = {metrics['delta']:g} pp "
-        f"of the best ({metrics['seeds']} replays each; 95% CIs from the hierarchical "
-        "bootstrap over training seeds)"
+        title="tuning cost: Kaplan–Meier median trials to within "
+        f"{units(metrics).delta(metrics['delta'])} of the best ({metrics['seeds']} replays "
+        "each; 95% CIs from the hierarchical bootstrap over training seeds)"
     )
     table.add_column("tuner")
     for name in names:

@@ -47,7 +47,8 @@ def build_metrics(spec: ExperimentSpec, tables: list[Any], out_dir: Path) -> dic
         out_dir=out_dir,
         tuners=list(spec.replay.tuners),
         seeds=spec.replay.seeds,
-        deltas=list(spec.replay.deltas),
+        deltas=spec.replay.deltas_for(spec.task.name),
+        delta_kind=spec.delta_kind,
         bootstrap=spec.replay.bootstrap,
     )
     return _json_safe(metrics)

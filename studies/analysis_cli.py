@@ -14,6 +14,10 @@ console = Console()
 
 TABLES = typer.Argument(..., exists=True, dir_okay=False, help="Grid tables (avatune grid JSON).")
 TUNERS_HELP = "Comma-separated tuners, or all: grid, random, tpe, cmaes, gld, cgld."
+DELTA_HELP = (
+    "δ in the task's unit: pp of error, or % of f* for bits per character; repeat for more "
+    "(the first is the main one). Default: the task's δs."
+)
 
 
 def _tuner_list(value: str) -> list[str]:
@@ -49,23 +53,29 @@ def replay(
     tables: list[Path] = TABLES,
     tuners: str = typer.Option("all", help=TUNERS_HELP),
     seeds: int = typer.Option(100, min=1, max=100_000, help="Seeded runs per tuner and table."),
-    delta: list[float] = typer.Option(
-        [0.5], min=0.0, help="δ in pp of error; repeat for more (the first is the main one)."
-    ),
+    delta: list[float] | None = typer.Option(None, min=0.0, help=DELTA_HELP),
     processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
     out: Path = typer.Option(..., dir_okay=False, help="Where to write replay.json."),
 ) -> None:
     """Replay tuners on complete grid tables until δ-success; write costs as JSON."""
+    from studies.deltas import delta_text, delta_unit
+    from studies.objectives import objective_of
     from studies.replay import replay_tables
 
     grids, chosen = _load(tables), _tuner_list(tuners)
+    goal = objective_of(grids[0].task)
+    deltas = list(delta or goal.deltas)
     with exit_on_interrupt(f"{out} not written"):
-        result = replay_tables(
-            grids, chosen, seeds, delta[0], processes or None, extra_deltas=delta[1:]
-        )
+        try:
+            result = replay_tables(
+                grids, chosen, seeds, deltas[0], processes or None, extra_deltas=deltas[1:]
+            )
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     result.save(out)
-    summary = Table(title=f"Trials to δ = {delta[0]:g} ({seeds} seeds, {result.seconds:.1f} s)")
+    main = delta_text(deltas[0], delta_unit(result.delta_kind, goal.gap_unit))
+    summary = Table(title=f"Trials to {main} ({seeds} seeds, {result.seconds:.1f} s)")
     summary.add_column("table")
     for tuner in result.tables[0].tuners:
         summary.add_column(tuner, justify="right")
@@ -91,7 +101,7 @@ def report(
     reference: str | None = typer.Option(None, help="Ratio denominator (default avagrad)."),
     tuners: str = typer.Option("all", help=TUNERS_HELP),
     seeds: int = typer.Option(100, min=1, max=100_000, help="Seeded runs when replaying."),
-    delta: list[float] = typer.Option([0.5, 1.0], min=0.0, help="δ values when replaying."),
+    delta: list[float] | None = typer.Option(None, min=0.0, help=f"When replaying: {DELTA_HELP}"),
     processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
     bootstrap_tables: int = typer.Option(
         30, min=2, max=2000, help="Hierarchical bootstrap: resampled tables (B) per grid."
@@ -123,7 +133,7 @@ def report(
                 reference=reference,
                 tuners=chosen,
                 seeds=seeds,
-                deltas=delta,
+                deltas=delta or None,
                 processes=processes or None,
                 bootstrap=BootstrapSettings(tables=bootstrap_tables, replays=bootstrap_replays),
             )

@@ -1,7 +1,8 @@
 """Hierarchical bootstrap of tuning costs: training noise and tuner noise together.
 
 Level 1 redraws the training seeds of every cell (`studies.resample`), rebuilds the mean
-table and re-derives its f*; level 2 replays each tuner R times, with fresh tuner seeds,
+table and re-derives its f* (and so each δ's target, which moves with f* when δ is
+relative); level 2 replays each tuner R times, with fresh tuner seeds,
 on that table. A statistic's spread over the B replicates (a KM median of R runs, a ratio
 of two optimizers' medians, a CGLD gain) then holds both sources of noise. With R below
 the main replay's count the interval is, if anything, too wide: the tuner noise of R runs
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from studies.deltas import DeltaKind, delta_target
+from studies.objectives import delta_kind_of
 from studies.replay import delta_key, executor, first_hits
 from studies.resample import table_resamples
 from studies.specs import SLOW_TUNERS, BootstrapSettings
@@ -46,6 +49,7 @@ class BootstrapReplay(BaseModel):
 
     settings: BootstrapSettings
     deltas: list[float]
+    delta_kind: DeltaKind = "absolute"
     seconds: float = 0.0
     f_star: dict[str, list[float]] = Field(description="Each replicate's re-derived f*.")
     tables: dict[str, dict[str, BootstrapCosts]]
@@ -58,10 +62,16 @@ def bootstrap_replays(
     deltas: Sequence[float],
     settings: BootstrapSettings,
     processes: int | None = None,
+    *,
+    delta_kind: DeltaKind | None = None,
 ) -> BootstrapReplay:
-    """Replay `tuners` on `settings.tables` resampled copies of each table, at every δ."""
+    """Replay `tuners` on `settings.tables` resampled copies of each table, at every δ.
+
+    δ reads in `delta_kind`, the tables' task's kind when None.
+    """
     started = time.perf_counter()
     deltas = sorted(float(d) for d in deltas)
+    kind = delta_kind or delta_kind_of(t.task for t in tables)
     resamples = [
         table_resamples(t, settings.tables, settings.seed + 7919 * k) for k, t in enumerate(tables)
     ]
@@ -88,6 +98,7 @@ def bootstrap_replays(
                     ],
                     settings.replays_of(tuner),
                     deltas,
+                    kind,
                 ),
             )
             for k, tuner, chunk in jobs
@@ -112,6 +123,7 @@ def bootstrap_replays(
     return BootstrapReplay(
         settings=settings,
         deltas=deltas,
+        delta_kind=kind,
         seconds=round(time.perf_counter() - started, 3),
         f_star={name: resamples[k].min(axis=(1, 2)).tolist() for k, name in enumerate(names)},
         tables=out,
@@ -124,18 +136,21 @@ def _run_replicates(
     seeds: list[int],
     replays: int,
     deltas: list[float],
+    kind: DeltaKind = "absolute",
 ) -> tuple[list[list[list[int]]], list[list[list[bool]]]]:
-    """Costs and censoring [δ][b][r] of `replays` runs on each of `tables`."""
+    """Costs and censoring [δ][b][r] of `replays` runs on each of `tables`, each table's
+    targets from its own f*."""
     costs: list[list[list[int]]] = [[] for _ in deltas]
     censored: list[list[list[bool]]] = [[] for _ in deltas]
     for b, values in enumerate(tables):
         f_star = float(values.min())
+        targets = [delta_target(d, f_star, kind) for d in deltas]
         runs = [
-            run_tabular(tuner, values, seed=seeds[b * replays + r], target=f_star + deltas[0])
+            run_tabular(tuner, values, seed=seeds[b * replays + r], target=targets[0])
             for r in range(replays)
         ]
-        for i, delta in enumerate(deltas):
-            hit_costs, hit_censored = first_hits(runs, f_star + delta)
+        for i, target in enumerate(targets):
+            hit_costs, hit_censored = first_hits(runs, target)
             costs[i].append(hit_costs)
             censored[i].append(hit_censored)
     return costs, censored

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from studies.deltas import delta_gap, delta_text, delta_unit
 from studies.figure_png import draw, render_png
 from studies.figure_style import (
     BEST_CELL,
@@ -229,9 +230,12 @@ def cost_bars(replay: ReplayResult | Mapping[str, Any], delta: float | None = No
                     "hoverinfo": "skip",
                 }
             )
-    gap = f"{delta:g} {goal.gap_unit}".strip()
+    if result.delta_kind == "relative":
+        within = f"{delta:g} % of the grid's best (f*)"
+    else:
+        within = f"{f'{delta:g} {goal.gap_unit}'.strip()} of the grid's best"
     layout = {
-        "title": {"text": f"Trials to within {gap} of the grid's best ({runs} seeded runs)"},
+        "title": {"text": f"Trials to within {within} ({runs} seeded runs)"},
         "barmode": "group",
         "scattermode": "group",
         "legend": LEGEND_BELOW,
@@ -302,17 +306,7 @@ def suboptimality_curves(
                 }
             )
     longest = max((len(t["x"]) for t in data), default=1)
-    for delta in result.deltas:
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": f"δ = {delta:g} {goal.gap_unit}".strip(),
-                "x": [1, longest],
-                "y": [delta, delta],
-                "line": {"color": "grey", "dash": "dot", "width": 1},
-            }
-        )
+    data += _delta_lines(result, goal, longest)
     floor = ", ".join(u for u in (goal.gap_unit, f"floor {FLOOR:g}") if u)
     layout = {
         "title": {"text": f"Suboptimality (best {goal.name} − grid minimum) vs trials"},
@@ -323,6 +317,29 @@ def suboptimality_curves(
         },
     }
     return with_waiting({"data": data, "layout": layout})
+
+
+def _delta_lines(result: ReplayResult, goal: Objective, longest: int) -> list[dict[str, Any]]:
+    """A dotted line at each δ's gap above f*: one per table when δ is relative (% of f*)."""
+    unit = delta_unit(result.delta_kind, goal.gap_unit)
+    relative = result.delta_kind == "relative"
+    lines = []
+    for delta in result.deltas:
+        for table in result.tables if relative else [None]:
+            f_star = table.f_star if table is not None else 0.0
+            gap = float(delta_gap(delta, f_star, result.delta_kind))
+            name = delta_text(delta, unit) + (f" ({table.name})" if table is not None else "")
+            lines.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": name,
+                    "x": [1, longest],
+                    "y": [gap, gap],
+                    "line": {"color": "grey", "dash": "dot", "width": 1},
+                }
+            )
+    return lines
 
 
 def tunability_curves(metrics: Mapping[str, Any]) -> Figure:

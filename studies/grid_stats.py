@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from studies.anova import MARGIN, trainable_interaction, trainable_mask, two_way_anova
+from studies.deltas import DeltaKind, delta_gap
 from studies.intervals import percentile_ci
 from studies.line_search import line_search_regrets
 from studies.resample import seed_se
@@ -49,7 +50,8 @@ class Noise:
     seed_se_best: float  # of the cell that holds f*
     f_star_se: float  # bootstrap SD of the re-derived f* (includes the winner's curse)
     delta: float
-    delta_over_se: float
+    delta_gap: float  # how far above f* the main δ's target lies, in the objective's unit
+    delta_over_se: float  # delta_gap / f_star_se
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class LineSearchStats:
     default_start: float | None
     default_regret: Estimate | None
     cost: int
-    within_delta: float  # share of starts whose regret is ≤ δ
+    within_delta: float  # share of starts whose regret is ≤ δ (as a gap above f*)
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,14 @@ def grid_stats(
     resamples: np.ndarray,
     *,
     delta: float,
+    delta_kind: DeltaKind = "absolute",
     default_eps: float | None = None,
     ks: tuple[int, ...] = DEFAULT_KS,
 ) -> GridStats:
-    """The statistics of `table` with intervals from its `resamples` [B, A, E]."""
+    """The statistics of `table` with intervals from its `resamples` [B, A, E].
+
+    δ reads in `delta_kind`; a resample's robust drift uses that resample's own f*.
+    """
     seeds = table.seed_errors()
     mean = seeds.mean(axis=0)
     chance = table.chance if table.chance is not None else float(mean.max())
@@ -125,13 +131,15 @@ def grid_stats(
     mask = trainable_mask(mean, chance, MARGIN)
     best = np.unravel_index(int(np.argmin(mean)), mean.shape)
     f_star_se = float(f_stars.std(ddof=1)) if table.seeds > 1 else math.nan
+    gap = float(delta_gap(delta, float(mean.min()), delta_kind))
     noise = Noise(
         seeds=table.seeds,
         seed_se_median=float(np.median(se[mask])) if mask.any() else math.nan,
         seed_se_best=float(se[best]),
         f_star_se=f_star_se,
         delta=delta,
-        delta_over_se=delta / f_star_se if f_star_se > 0 else math.nan,
+        delta_gap=gap,
+        delta_over_se=gap / f_star_se if f_star_se > 0 else math.nan,
     )
     return GridStats(
         noise=noise,
@@ -146,10 +154,10 @@ def grid_stats(
         trainable_cells=int(mask.sum()),
         anova=_anova(seeds),
         robust_drift=Estimate.of(
-            robust_drift(mean, table.alphas, delta),
-            np.array([robust_drift(t, table.alphas, delta) for t in resamples]),
+            robust_drift(mean, table.alphas, delta, delta_kind),
+            np.array([robust_drift(t, table.alphas, delta, delta_kind) for t in resamples]),
         ),
-        line_search=_line_search(table, mean, resamples, delta, default_eps),
+        line_search=_line_search(table, mean, resamples, gap, default_eps),
         tunability=_tunability(mean, resamples, ks),
     )
 
@@ -173,7 +181,7 @@ def _line_search(
     table: GridTable,
     mean: np.ndarray,
     resamples: np.ndarray,
-    delta: float,
+    gap: float,
     default_eps: float | None,
 ) -> LineSearchStats:
     point = line_search_regrets(mean)
@@ -190,7 +198,7 @@ def _line_search(
         default_start=None if default is None else table.epsilons[default],
         default_regret=None if default is None else Estimate.of(point[default], boot[:, default]),
         cost=len(table.alphas) + len(table.epsilons) - 1,
-        within_delta=float(np.mean(point <= delta)),
+        within_delta=float(np.mean(point <= gap)),
     )
 
 

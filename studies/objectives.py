@@ -1,5 +1,6 @@
 """What each task's numbers mean, for axis and colour-bar labels: the objective (a trial's
-value) and the training loss of its learning curve, with units, and the default steps.
+value) and the training loss of its learning curve, with units, the default steps, and how
+its suboptimality targets δ read (absolute in the gap unit, or relative: % of f*).
 
 Pure data mirrored from `workers.tasks` (tests/workers/test_objectives.py keeps the two in
 step), so the server labels charts without importing torch.
@@ -7,7 +8,10 @@ step), so the server labels charts without importing torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from studies.deltas import DeltaKind, delta_unit
 
 #: Points a worker's learning curve holds at most (`workers.curves.MAX_POINTS`).
 CURVE_POINTS = 100
@@ -23,6 +27,10 @@ class Objective:
     loss_unit: str = ""
     #: Training steps of a trial whose fidelity leaves them to the task; None: unknown.
     default_steps: int | None = None
+    #: How δ reads: "absolute" (in `gap_unit`) or "relative" (% of f*).
+    delta_kind: DeltaKind = "absolute"
+    #: The report's suboptimality targets when a spec gives none (the first is the main one).
+    deltas: tuple[float, ...] = (0.5, 1.0)
 
     @property
     def label(self) -> str:
@@ -39,6 +47,11 @@ class Objective:
         """The unit of a difference of two objectives: percentage points for a percentage."""
         return "pp" if self.unit == "%" else self.unit
 
+    @property
+    def delta_unit(self) -> str:
+        """The unit of this task's δ: "pp" for an error %, "% of f*" when relative."""
+        return delta_unit(self.delta_kind, self.gap_unit)
+
     def best_label(self) -> str:
         """The best-so-far axis, e.g. "best validation error so far (%)"."""
         return with_unit(f"best {self.name} so far", self.unit)
@@ -54,9 +67,16 @@ _ERROR = Objective("validation error", "%", "training loss", _NATS, 1000)
 OBJECTIVES: dict[str, Objective] = {
     "mnist1d-mlp": _ERROR,
     "mnist1d-cnn": _ERROR,
+    "mnist1d-resnet": _ERROR,
     "cifar10-wrn": Objective("validation error", "%", "training loss", _NATS, 10_000),
     "charlm-lstm": Objective(
-        "validation loss", "bits per character", "training loss", "bits per character", 1000
+        "validation bits per character",
+        "bpc",
+        "training loss",
+        "bits per character",
+        1000,
+        delta_kind="relative",
+        deltas=(1.0, 2.0),
     ),
     "eq11": Objective("distance to the optimum |w_T − w*|", "", "|w_t − w*|", "", 100_000),
 }
@@ -67,6 +87,14 @@ UNKNOWN = Objective("objective", "")
 def objective_of(task: str) -> Objective:
     """The objective of `task` (generic labels for an unknown task)."""
     return OBJECTIVES.get(task, UNKNOWN)
+
+
+def delta_kind_of(tasks: Iterable[str]) -> DeltaKind:
+    """The δ kind that tables of `tasks` share (absolute for none); ValueError if they differ."""
+    kinds = {objective_of(task).delta_kind for task in tasks}
+    if len(kinds) > 1:
+        raise ValueError(f"these tasks read δ differently ({', '.join(sorted(kinds))})")
+    return kinds.pop() if kinds else "absolute"
 
 
 def curve_steps(length: int, steps: int | None) -> list[int]:

@@ -1,8 +1,9 @@
 """Tabular replay: every tuner, many seeds, on complete grid tables, until δ-success.
 
 Runs go to the smallest δ asked for; costs at larger δ are read off the best-so-far
-traces. Censored runs (rules in studies.tuners.tabular) enter the statistics at their cost
-when stopped (a lower bound) and are counted. Runs are spread over processes in chunks,
+traces. A δ reads in the task's kind (`studies.deltas`): absolute, or relative (% of f*).
+Censored runs (rules in studies.tuners.tabular) enter the statistics at their cost when
+stopped (a lower bound) and are counted. Runs are spread over processes in chunks,
 slowest tuners first.
 """
 
@@ -21,6 +22,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from studies.deltas import DeltaKind, delta_target
+from studies.objectives import delta_kind_of
 from studies.separability import objective, summarize
 from studies.specs import SLOW_TUNERS
 from studies.table import GridTable
@@ -85,6 +88,9 @@ class ReplayResult(BaseModel):
     format: Literal["avatune-replay/1"] = FORMAT
     delta: float
     deltas: list[float]
+    delta_kind: DeltaKind = Field(
+        default="absolute", description="absolute: f* + δ; relative: f* + δ/100·|f*|."
+    )
     seeds: int
     max_asks_factor: int = MAX_ASKS_FACTOR
     stall_asks: str = "grid size"
@@ -133,9 +139,12 @@ def replay_table(
     processes: int | None = None,
     *,
     extra_deltas: Sequence[float] = (),
+    delta_kind: DeltaKind | None = None,
 ) -> TableReplay:
     """Replay each tuner over `seeds` on one table (see `replay_tables`)."""
-    result = replay_tables([table], tuners, seeds, delta, processes, extra_deltas=extra_deltas)
+    result = replay_tables(
+        [table], tuners, seeds, delta, processes, extra_deltas=extra_deltas, delta_kind=delta_kind
+    )
     return result.tables[0]
 
 
@@ -148,8 +157,12 @@ def replay_tables(
     *,
     extra_deltas: Sequence[float] = (),
     names: Sequence[str] | None = None,
+    delta_kind: DeltaKind | None = None,
 ) -> ReplayResult:
-    """Run every tuner with every seed on every table until δ-success, in `processes`."""
+    """Run every tuner with every seed on every table until δ-success, in `processes`.
+
+    δ reads in `delta_kind`, the tables' task's kind when None.
+    """
     unknown = [t for t in tuners if t not in TUNERS]
     if unknown:
         raise ValueError(f"unknown tuners {unknown}; known tuners: {', '.join(TUNERS)}")
@@ -157,6 +170,7 @@ def replay_tables(
         raise ValueError("δ must be ≥ 0")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     deltas = sorted({float(delta), *map(float, extra_deltas)})
+    kind = delta_kind or delta_kind_of(table.task for table in tables)
     names = list(names) if names is not None else table_names(tables)
     values = [objective(table) for table in tables]
     started = time.perf_counter()
@@ -169,7 +183,7 @@ def replay_tables(
     runs: dict[tuple[int, str], list[TabularRun]] = {}
     with executor(processes, len(jobs)) as pool:
         futures = [
-            (k, tuner, pool.submit(_run_chunk, tuner, values[k], chunk, deltas[0]))
+            (k, tuner, pool.submit(_run_chunk, tuner, values[k], chunk, deltas[0], kind))
             for k, tuner, chunk in jobs
         ]
         for k, tuner, future in futures:
@@ -178,7 +192,7 @@ def replay_tables(
     for k, table in enumerate(tables):
         f_star = float(values[k].min())
         per_tuner = {
-            tuner: _tuner_replay(tuner, seed_list, runs[(k, tuner)], f_star, delta, deltas)
+            tuner: _tuner_replay(tuner, seed_list, runs[(k, tuner)], f_star, delta, deltas, kind)
             for tuner in tuners
         }
         out.append(
@@ -194,6 +208,7 @@ def replay_tables(
     return ReplayResult(
         delta=float(delta),
         deltas=deltas,
+        delta_kind=kind,
         seeds=len(seed_list),
         seconds=round(time.perf_counter() - started, 3),
         tables=out,
@@ -201,9 +216,9 @@ def replay_tables(
 
 
 def _run_chunk(
-    tuner: str, values: np.ndarray, seeds: list[int], smallest_delta: float
+    tuner: str, values: np.ndarray, seeds: list[int], smallest_delta: float, kind: DeltaKind
 ) -> list[TabularRun]:
-    target = float(values.min()) + smallest_delta
+    target = delta_target(smallest_delta, float(values.min()), kind)
     return [run_tabular(tuner, values, seed=seed, target=target) for seed in seeds]
 
 
@@ -214,8 +229,9 @@ def _tuner_replay(
     f_star: float,
     delta: float,
     deltas: list[float],
+    kind: DeltaKind,
 ) -> TunerReplay:
-    per_delta = {d: first_hits(runs, f_star + d) for d in deltas}
+    per_delta = {d: first_hits(runs, delta_target(d, f_star, kind)) for d in deltas}
     costs, censored = per_delta[float(delta)]
     return TunerReplay(
         tuner=tuner,

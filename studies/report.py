@@ -16,16 +16,19 @@ from typing import Any
 import numpy as np
 
 from studies import figures
+from studies.anova import MARGIN
 from studies.bootstrap import BootstrapReplay, BootstrapSettings, bootstrap_replays
 from studies.conclusion import Evidence, conclude, rule
 from studies.cost_stats import cgld_gain, cost_ratio, cost_summary, gain_interaction, summary_dict
+from studies.deltas import DeltaKind, delta_target, delta_unit
 from studies.grid_stats import GRID_RESAMPLES, GridStats, grid_stats
 from studies.intervals import percentile_ci
+from studies.objectives import UNKNOWN, objective_of
 from studies.replay import ReplayResult, TableReplay, delta_key, replay_tables, table_names
+from studies.report_text import Units, ratio_text, units
 from studies.report_text import interval as _ci
 from studies.report_text import median_text as _median
 from studies.report_text import number as _f
-from studies.report_text import ratio_text
 from studies.resample import table_resamples
 from studies.separability import (
     best_alpha_drift,
@@ -58,11 +61,18 @@ def compute_metrics(
     """Grid statistics, KM costs, ratios, CGLD gains, the conclusion and the verdict sentence.
 
     Cost intervals come from `bootstrap` (the hierarchical bootstrap of the replays); without
-    it they are null and the conclusion is "inconclusive".
+    it they are null and the conclusion is "inconclusive". δ reads as the replay's δ kind.
     """
     names = [t.name for t in replay.tables]
     if len(names) != len(tables):
         raise ValueError("the replay must hold one entry per table, in the same order")
+    kind = replay.delta_kind
+    if bootstrap is not None and bootstrap.delta_kind != kind:
+        raise ValueError(
+            f"the bootstrap reads δ as {bootstrap.delta_kind}, the replay as {kind}: "
+            "rerun the bootstrap"
+        )
+    goal = objective_of(tables[0].task) if tables else UNKNOWN
     reference = reference or ("avagrad" if "avagrad" in names else names[-1])
     if reference not in names:
         raise ValueError(f"reference {reference!r} is not among the tables {names}")
@@ -72,12 +82,19 @@ def compute_metrics(
     }
     stats = {
         name: grid_stats(
-            t, resamples[name], delta=replay.delta, default_eps=DEFAULT_EPS.get(t.optimizer)
+            t,
+            resamples[name],
+            delta=replay.delta,
+            delta_kind=kind,
+            default_eps=DEFAULT_EPS.get(t.optimizer),
         )
         for name, t in zip(names, tables, strict=True)
     }
     grids = {
-        name: {**_grid_metrics(t, replay.table(name)), "stats": stats[name].to_dict()}
+        name: {
+            **_grid_metrics(t, replay.table(name), replay.deltas, kind),
+            "stats": stats[name].to_dict(),
+        }
         for name, t in zip(names, tables, strict=True)
     }
     by_delta = {
@@ -125,6 +142,9 @@ def compute_metrics(
         "format": FORMAT,
         "delta": replay.delta,
         "deltas": replay.deltas,
+        "delta_kind": kind,
+        "delta_unit": delta_unit(kind, goal.gap_unit),
+        "objective": {"name": goal.name, "unit": goal.unit, "gap_unit": goal.gap_unit},
         "seeds": replay.seeds,
         "reference": reference,
         "tables": grids,
@@ -215,7 +235,8 @@ def verdict(metrics: dict[str, Any]) -> str:
         f"{_f(ref['stats']['robust_drift']['value'], 1)} vs "
         f"{_f(oth['stats']['robust_drift']['value'], 1)} decades; {tuner.upper()} needs median "
         f"{_median(metrics['costs'][reference][tuner])} vs "
-        f"{_median(metrics['costs'][other][tuner])} trials to δ = {metrics['delta']:g} "
+        f"{_median(metrics['costs'][other][tuner])} trials to "
+        f"{units(metrics).delta(metrics['delta'])} "
         f"(ratio {other}/{reference} {_ratio(ratio)}) — the claim that {reference}'s α and ε "
         f"are separable and cheaper to tune is {metrics['conclusion']} here "
         f"({metrics['conclusion_reason']})."
@@ -231,22 +252,26 @@ def build_report(
     reference: str | None = None,
     tuners: Sequence[str] = TUNERS,
     seeds: int = 100,
-    deltas: Sequence[float] = (0.5, 1.0),
+    deltas: Sequence[float] | None = None,
     processes: int | None = None,
     names: Sequence[str] | None = None,
+    delta_kind: DeltaKind | None = None,
 ) -> dict[str, Any]:
     """Write report.md, metrics.json and PNG figures to `out_dir`; return the metrics.
 
     Without a replay, one is run first (`tuners`, `seeds`, `deltas` — the first is the main
-    δ — in `processes`) and saved as replay.json next to the report. Without a finished
-    bootstrap, the hierarchical bootstrap runs with the given settings (defaults when None)
-    and is saved as bootstrap.json.
+    δ; the task's defaults when None — read as `delta_kind`, the task's when None, in
+    `processes`) and saved as replay.json next to the report. Without a finished bootstrap,
+    the hierarchical bootstrap runs with the given settings (defaults when None), reading δ
+    as the replay does, and is saved as bootstrap.json.
     """
     if out_dir is None:
         raise TypeError("build_report needs out_dir")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if replay is None:
+        if deltas is None:
+            deltas = (objective_of(tables[0].task) if tables else UNKNOWN).deltas
         if not deltas:
             raise ValueError("at least one δ is needed")
         replay = replay_tables(
@@ -257,6 +282,7 @@ def build_report(
             processes,
             extra_deltas=deltas[1:],
             names=names or table_names(tables),
+            delta_kind=delta_kind,
         )
         replay.save(out / "replay.json")
     if not isinstance(bootstrap, BootstrapReplay):
@@ -267,6 +293,7 @@ def build_report(
             replay.deltas,
             bootstrap or BootstrapSettings(),
             processes,
+            delta_kind=replay.delta_kind,
         )
         (out / "bootstrap.json").write_text(bootstrap.model_dump_json() + "\n")
     metrics = compute_metrics(tables, replay, bootstrap, reference=reference)
@@ -286,6 +313,7 @@ def markdown(metrics: dict[str, Any]) -> str:
     names = list(metrics["tables"])
     reference = metrics["reference"]
     others = [n for n in names if n != reference]
+    u = units(metrics)
     lines = [
         "# Separability report",
         "",
@@ -300,7 +328,7 @@ def markdown(metrics: dict[str, Any]) -> str:
     lines += [
         "## Grids (Figure 1)",
         "",
-        "| optimizer | task | grid | seeds | best error % [95% CI] | best α | best ε "
+        f"| optimizer | task | grid | seeds | best {u.label} [95% CI] | best α | best ε "
         "| interaction [95% CI] | trainable-region interaction [95% CI] | interaction F (p) "
         "| best-α drift | robust drift [95% CI] |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -321,10 +349,10 @@ def markdown(metrics: dict[str, Any]) -> str:
     lines += [
         "",
         "Interaction: share of the grid's variance not explained by α and ε main effects "
-        "(0 = separable); the trainable-region version uses only cells more than 2 pp below "
-        "chance. F: two-way ANOVA of the interaction against seed noise. Drift: decades "
-        "spanned by the best α over all ε columns; robust drift: over the columns whose best "
-        f"is within δ = {metrics['delta']:g} of f*.",
+        f"(0 = separable); the trainable-region version uses only cells more than "
+        f"{_with_unit(MARGIN, u.gap_unit)} below chance. F: two-way ANOVA of the interaction "
+        "against seed noise. Drift: decades spanned by the best α over all ε columns; robust "
+        f"drift: over the columns whose best is within {u.delta(metrics['delta'])} of f*.",
         "",
     ]
     for key, d in metrics["interaction_difference"].items():
@@ -337,10 +365,11 @@ def markdown(metrics: dict[str, Any]) -> str:
             f"{n} {_f(metrics['tables'][n]['stats']['noise']['f_star_se'])}" for n in names
         )
         lines += [
-            f"## Tuning cost to δ = {float(key):g} pp (Figure 2)",
+            f"## Tuning cost to {u.delta(float(key))} (Figure 2)",
             "",
-            f"Noise floor at the optimum (SE of f*, pp): {floors}.",
+            f"Noise floor at the optimum (SE of f*, {u.gap_unit or 'objective units'}): {floors}.",
             "",
+            *_targets_line(metrics, key),
         ]
         header = ["tuner"] + [f"{n}: KM median [95% CI]; success rate" for n in names]
         header += [f"{o}/{reference} [95% CI]" for o in others] if primary else []
@@ -359,12 +388,13 @@ def markdown(metrics: dict[str, Any]) -> str:
         lines.append("")
     boot = metrics["bootstrap"]["replay"]
     lines += [
-        f"Cost = distinct grid points evaluated until the best error is within δ of the grid "
-        f"minimum; {metrics['seeds']} seeded runs per tuner on the seed-mean table give the "
-        "point estimates. Medians are Kaplan–Meier medians over runs; a run that stopped "
-        "without reaching δ is censored, and a median the censored runs leave open is shown as "
-        'a bound (">" the median of stopping costs). Success rate: runs that reached δ '
-        "within the budget (20 × grid size asks, or a grid size of asks without a new point).",
+        f"Cost = distinct grid points evaluated until the best {u.objective} is within δ of the "
+        f"grid minimum{_relative_note(u)}; {metrics['seeds']} seeded runs per tuner on the "
+        "seed-mean table give the point estimates. Medians are Kaplan–Meier medians over runs; "
+        "a run that stopped without reaching δ is censored, and a median the censored runs "
+        'leave open is shown as a bound (">" the median of stopping costs). Success rate: runs '
+        "that reached δ within the budget (20 × grid size asks, or a grid size of asks "
+        "without a new point).",
         "",
         "Intervals: hierarchical bootstrap. Each replicate redraws every cell's training "
         "seeds (plain resampling of each cell's seeds), rebuilds the mean table, re-derives f* and "
@@ -383,21 +413,22 @@ def markdown(metrics: dict[str, Any]) -> str:
         "",
     ]
     for key, title in (
-        ("figure1", "Figure 1: validation error over (α, ε)"),
+        ("figure1", f"Figure 1: {u.objective} over (α, ε)"),
         ("figure2_costs", "Figure 2: trials to δ per tuner"),
         ("figure2_curves", "Figure 2: suboptimality vs trials, GLD and CGLD"),
-        ("tunability", "Tunability: expected best error after k random trials"),
+        ("tunability", f"Tunability: expected best {u.objective} after k random trials"),
     ):
         lines += [f"![{title}]({FIGURES[key]})", ""]
     return "\n".join(lines)
 
 
 def _noise_section(metrics: dict[str, Any]) -> list[str]:
+    u = units(metrics)
     lines = [
         "## Noise",
         "",
-        "| optimizer | seeds per cell | median seed SE (pp) | SE at the best cell | SE of f* "
-        "(bootstrap) | δ / SE(f*) |",
+        f"| optimizer | seeds per cell | median seed SE{_unit_suffix(u.gap_unit)} "
+        "| SE at the best cell | SE of f* (bootstrap) | δ / SE(f*) |",
         "|---|---|---|---|---|---|",
     ]
     for name, g in metrics["tables"].items():
@@ -408,22 +439,25 @@ def _noise_section(metrics: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        f"δ = {metrics['delta']:g} pp is the main target; a δ near or below SE(f*) asks the "
-        "tuners to beat noise. With one seed per cell the noise is unknown (–).",
+        f"{u.delta(metrics['delta'])} is the main target{_relative_note(u)}; a δ near or "
+        "below SE(f*) asks the tuners to beat noise. With one seed per cell the noise is "
+        "unknown (–).",
         "",
     ]
     return lines
 
 
 def _line_search_section(metrics: dict[str, Any]) -> list[str]:
+    u = units(metrics)
     lines = [
         "## Two line searches (the paper's operational test)",
         "",
         "From every start ε₀ of the grid: line-search α on column ε₀, then ε on the best α's "
-        "row. Regret = found − f* (pp). Separable means a regret near 0 from every ε₀.",
+        f"row. Regret = found − f*{_unit_suffix(u.gap_unit)}. Separable means a regret near 0 "
+        "from every ε₀.",
         "",
         "| optimizer | cost (evaluations) | median regret [95% CI] | worst regret [95% CI] "
-        "| starts within δ | from the default ε₀ [95% CI] |",
+        f"| starts within {u.delta(metrics['delta'])} | from the default ε₀ [95% CI] |",
         "|---|---|---|---|---|---|",
     ]
     for name, g in metrics["tables"].items():
@@ -462,7 +496,7 @@ def _tunability_section(metrics: dict[str, Any]) -> list[str]:
     lines = [
         "## Tunability (Sivaprasad et al., 2020)",
         "",
-        "Expected best validation error (%) after k random trials on the grid [95% CI].",
+        f"Expected best {units(metrics).label} after k random trials on the grid [95% CI].",
         "",
         "| k | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -476,14 +510,18 @@ def _tunability_section(metrics: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _grid_metrics(table: GridTable, replay: TableReplay) -> dict[str, Any]:
+def _grid_metrics(
+    table: GridTable, replay: TableReplay, deltas: Sequence[float], kind: DeltaKind
+) -> dict[str, Any]:
     grid = objective(table)
     i, j = np.unravel_index(int(np.argmin(grid)), grid.shape)
+    f_star = float(grid.min())
     return {
         "task": table.task,
         "optimizer": table.optimizer,
         "shape": list(table.shape),
-        "f_star": float(grid.min()),
+        "f_star": f_star,
+        "targets": {delta_key(d): float(delta_target(d, f_star, kind)) for d in deltas},
         "best_alpha": table.alphas[i],
         "best_eps": table.epsilons[j],
         "interaction": interaction_fraction(grid),
@@ -493,6 +531,31 @@ def _grid_metrics(table: GridTable, replay: TableReplay) -> dict[str, Any]:
         "settings": table.settings,
         "seeds": table.seeds,
     }
+
+
+def _targets_line(metrics: dict[str, Any], key: str) -> list[str]:
+    """For a relative δ, the value each grid's runs had to reach (f* + δ/100·|f*|)."""
+    u = units(metrics)
+    if u.delta_kind != "relative":
+        return []
+    targets = ", ".join(
+        f"{n} {_f(g.get('targets', {}).get(key), 4)}" for n, g in metrics["tables"].items()
+    )
+    unit = f", {u.unit}" if u.unit else ""
+    return [f"Targets (f* + δ/100·f*{unit}): {targets}.", ""]
+
+
+def _relative_note(u: Units) -> str:
+    return " (δ/100·f* above it)" if u.delta_kind == "relative" else ""
+
+
+def _unit_suffix(unit: str) -> str:
+    """The unit in brackets after a quantity, e.g. " (pp)"; nothing when unitless."""
+    return f" ({unit})" if unit else ""
+
+
+def _with_unit(value: float, unit: str) -> str:
+    return f"{value:g} {unit}".strip()
 
 
 def _est(estimate: dict[str, Any], digits: int = 2) -> str:

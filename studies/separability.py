@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from studies.deltas import DeltaKind, delta_target
 from studies.table import GridTable
 
 
@@ -59,14 +60,16 @@ def summarize(costs: Sequence[float]) -> dict[str, float]:
     return {"median": float(median), "q1": float(q1), "q3": float(q3), "mean": float(values.mean())}
 
 
-def robust_drift(F: np.ndarray, alphas: Sequence[float], delta: float) -> float:
-    """Decades spanned by the best α over the ε columns whose best is within δ of f*.
+def robust_drift(
+    F: np.ndarray, alphas: Sequence[float], delta: float, kind: DeltaKind = "absolute"
+) -> float:
+    """Decades spanned by the best α over the ε columns whose best is within δ of F's f*.
 
     Columns where training is poor whatever α is say nothing about where α should be; this
     drift looks only at the columns a tuner would be happy to end in.
     """
     values = np.asarray(F, dtype=float)
     column_best = values.min(axis=0)
-    good = column_best <= values.min() + delta
+    good = column_best <= delta_target(delta, float(values.min()), kind)
     best = np.log10(np.asarray(alphas, dtype=float)[np.argmin(values[:, good], axis=0)])
     return float(best.max() - best.min())

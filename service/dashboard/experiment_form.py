@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "space": "coarse",
     "seeds": "1",
     "replay_seeds": "100",
-    "deltas": "0.5, 1",
+    "deltas": "",  # empty: the task's δs (studies.objectives)
     "optimizers": ["adam", "avagrad"],
     "replay_tuners": list(TUNERS),
     "eps_shift": True,
@@ -85,7 +85,9 @@ def spec_data(v: dict[str, Any]) -> dict[str, Any]:
         if v["space"] == "explicit"
         else {"grid": v["space"]}
     )
-    replay: dict[str, Any] = {"tuners": v["replay_tuners"], "deltas": split_values(v["deltas"])}
+    replay: dict[str, Any] = {"tuners": v["replay_tuners"]}
+    if split_values(v["deltas"]):
+        replay["deltas"] = split_values(v["deltas"])
     if v["replay_seeds"]:
         replay["seeds"] = v["replay_seeds"]
     return {

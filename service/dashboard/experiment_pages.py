@@ -27,6 +27,7 @@ from service.repositories.experiments import get_experiment, stored_report
 from service.routes.params import ExperimentId
 from service.schemas import ExperimentOut
 from service.settings import Settings
+from studies.objectives import objective_of
 
 router = APIRouter(include_in_schema=False)
 FINISHED = (StudyState.done, StudyState.failed, StudyState.cancelled)
@@ -101,6 +102,7 @@ def experiment_page(
         "experiment": experiment,
         "report": view,
         "live": live,
+        "delta_unit": objective_of(experiment.task).delta_unit,
         "controls": controls(request, "experiment", experiment.id, experiment.state),
     }
     return render(request, "experiment.html", context)

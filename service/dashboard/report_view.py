@@ -16,6 +16,7 @@ from typing import Any
 
 from studies import figures
 from studies.replay import CostStats, ReplayResult, TableReplay, TunerReplay, delta_key
+from studies.report_text import units
 from studies.table import GridTable
 
 _CACHE: dict[tuple[str, int, str], dict[str, Any]] = {}
@@ -83,6 +84,7 @@ def replay_from_metrics(metrics: dict[str, Any]) -> ReplayResult | None:
         return ReplayResult(
             delta=metrics["delta"],
             deltas=metrics["deltas"],
+            delta_kind=units(metrics).delta_kind,
             seeds=metrics["seeds"],
             tables=tables,
         )
@@ -95,6 +97,7 @@ def _cost_tables(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     reference = metrics["reference"]
     others = [n for n in names if n != reference]
     main = delta_key(metrics["delta"])
+    u = units(metrics)
     out = []
     for key, costs in metrics["costs_by_delta"].items():
         rows = []
@@ -107,7 +110,17 @@ def _cost_tables(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(
                 {"tuner": tuner, "costs": [costs[n][tuner] for n in names], "ratios": ratios}
             )
-        out.append({"delta": float(key), "main": key == main, "rows": rows})
+        out.append(
+            {
+                "delta": float(key),
+                "delta_text": u.delta(float(key)),
+                "targets": [metrics["tables"][n].get("targets", {}).get(key) for n in names]
+                if u.delta_kind == "relative"
+                else None,
+                "main": key == main,
+                "rows": rows,
+            }
+        )
     return out
 
 
@@ -120,6 +133,7 @@ def report_view(
     tables = [GridTable.model_validate(t) for t in report["tables"]]
     bars = replay or replay_from_metrics(metrics)
     reference = metrics["reference"]
+    u = units(metrics)
     return {
         "verdict": metrics.get("verdict", ""),
         "conclusion": metrics.get("conclusion"),
@@ -129,6 +143,8 @@ def report_view(
         "cgld_gain": metrics.get("cgld_gain", {}),
         "cgld_gain_interaction": metrics.get("cgld_gain_interaction", {}),
         "delta": metrics.get("delta"),
+        "delta_text": u.delta(metrics["delta"]) if metrics.get("delta") is not None else "δ",
+        "units": u,
         "tunability": figures.tunability_curves(metrics)
         if all("stats" in g for g in metrics["tables"].values())
         else None,

@@ -175,7 +175,7 @@ def test_an_empty_figure_says_it_waits() -> None:
 def test_objective_labels() -> None:
     assert objective_of("mnist1d-cnn").label == "validation error (%)"
     assert objective_of("mnist1d-mlp").best_label() == "best validation error so far (%)"
-    assert objective_of("charlm-lstm").label == "validation loss (bits per character)"
+    assert objective_of("charlm-lstm").label == "validation bits per character (bpc)"
     assert objective_of("eq11").label == "distance to the optimum |w_T − w*|"
     assert objective_of("someone's plugin").label == "objective"
 

@@ -22,8 +22,8 @@ SMALL = BootstrapSettings(tables=6, replays=3)
 
 
 def _replicated(values: np.ndarray, optimizer: str, seed: int, chance: float) -> GridTable:
-    """Three noisy seeds of `values` as a v2 table on the paper grid."""
-    base = as_table(values, optimizer, chance=chance)
+    """Three noisy seeds of `values` as a v2 table on the paper grid (an error-% task: δ in pp)."""
+    base = as_table(values, optimizer, chance=chance).model_copy(update={"task": "mnist1d-mlp"})
     noisy = np.minimum(
         np.asarray(values)[None] + np.random.default_rng(seed).normal(0, 0.3, (3, 21, 21)), chance
     )
