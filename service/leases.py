@@ -320,6 +320,7 @@ _FINISH = (
         seed_test_values=bindparam("seed_test_values"),
         seed_diverged=bindparam("seed_diverged"),
         chance=bindparam("chance"),
+        seed_diagnostics=bindparam("seed_diagnostics"),
         seconds=bindparam("seconds"),
         lease_token=None,
         lease_expires_at=None,
@@ -390,6 +391,12 @@ def _seeds(result: TrialResult) -> dict[str, Any]:
     return {name: getattr(result, name) for name in SEED_COLUMNS}
 
 
+def _diagnostics(result: TrialResult) -> list[list[dict[str, Any]]] | None:
+    """Each seed's diagnostics records as JSON (None when the worker sent none)."""
+    seeds = result.seed_diagnostics
+    return None if seeds is None else [[r.model_dump() for r in seed] for seed in seeds]
+
+
 def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
     """Record a finished training once; a second or late report is a `Conflict`."""
     now = utcnow()
@@ -403,6 +410,7 @@ def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
         "curve": result.curve,
         "diverged": result.diverged,
         **_seeds(result),
+        "seed_diagnostics": _diagnostics(result),
         "seconds": result.seconds,
         "now": now,
     }

@@ -150,7 +150,9 @@ class Trial(Base):
     A trial is a training, or a repeat ask (`source_trial_id` set, `training` None) that
     takes the result of the training of the same point. `value` is the mean over the
     trial's seeds; `seed_values`, `seed_test_values` and
-    `seed_diverged` keep each seed's result (NULL from workers that send none).
+    `seed_diverged` keep each seed's result (NULL from workers that send none);
+    `seed_diagnostics` each seed's mechanism records when the fidelity asked for them
+    (kept on the training only: a repeat ask does not copy them).
     """
 
     __tablename__ = "trials"
@@ -185,6 +187,10 @@ class Trial(Base):
     seed_test_values: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     seed_diverged: Mapped[list[bool] | None] = mapped_column(JSON, nullable=True)
     chance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: None is SQL NULL here (not JSON null), so "has diagnostics" is an IS NOT NULL query.
+    seed_diagnostics: Mapped[list[list[dict[str, Any]]] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from studies.protocol import DiagnosticsRecord
 from studies.specs import ExperimentSpec, StudySpec
 
 
@@ -97,6 +98,27 @@ class TrialPage(BaseModel):
     Trainings only, unless repeats were asked for."""
 
     trials: list[TrialOut]
+    next_after: int | None = None
+
+
+class TrainingDiagnostics(BaseModel):
+    """One training's mechanism diagnostics: its point and each seed's records."""
+
+    trial_id: int
+    number: int
+    training: int | None = None
+    state: str
+    alpha: float
+    eps: float
+    seeds: list[list[DiagnosticsRecord]] = Field(
+        description="Per training seed (fidelity.seed, seed + 1, …), records in step order."
+    )
+
+
+class DiagnosticsPage(BaseModel):
+    """Trainings with diagnostics, in number order; pass `next_after` as `after` for more."""
+
+    trainings: list[TrainingDiagnostics]
     next_after: int | None = None
 
 

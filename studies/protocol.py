@@ -28,6 +28,14 @@ MAX_CURVE = 1000
 MAX_LEASE_TRIALS = 4096
 #: Training seeds one result may carry (as many as a fidelity may ask for).
 MAX_SEEDS = 16
+#: Diagnostics records per seed, named shares per record, characters per name, and values
+#: per result in all (a record costs its shares + DIAGNOSTICS_RECORD_COST): a result stays
+#: well under the server's default body limit (1 MiB).
+MAX_DIAGNOSTICS_RECORDS = 100
+MAX_DIAGNOSTICS_NAMES = 64
+MAX_DIAGNOSTICS_NAME = 64
+MAX_DIAGNOSTICS_VALUES = 16_384
+DIAGNOSTICS_RECORD_COST = 3
 
 WorkerId = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/+-]+$")
@@ -98,6 +106,29 @@ class HeartbeatAck(BaseModel):
     trials: int = Field(description="Trials still held under the lease.")
 
 
+Fraction = Annotated[FiniteFloat, Field(ge=0.0, le=1.0)]
+ShareName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DIAGNOSTICS_NAME)]
+
+
+class DiagnosticsRecord(BaseModel):
+    """AvaGrad-family mechanism diagnostics of one training seed, read just before `step`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: Annotated[int, Field(ge=1, le=1_000_000)]
+    gamma: Annotated[FiniteFloat, Field(ge=0.0)] = Field(
+        description="γ = 1/sqrt(Σq⁻²/d) that step computes from v (official AvaGrad: used by "
+        "the step after it; DelayedAdam: what γ would be, it uses 1)."
+    )
+    zero_fraction: Fraction = Field(description="Fraction of elements with v exactly 0.")
+    shares: Annotated[dict[ShareName, Fraction], Field(max_length=MAX_DIAGNOSTICS_NAMES)] = Field(
+        description="Each named parameter tensor's (or layer's) share of Σq⁻²."
+    )
+
+
+SeedRecords = Annotated[list[DiagnosticsRecord], Field(max_length=MAX_DIAGNOSTICS_RECORDS)]
+
+
 class TrialResult(BaseModel):
     """A finished training: validation objective (error %), test metric, loss curve.
 
@@ -125,15 +156,21 @@ class TrialResult(BaseModel):
     chance: FiniteFloat | None = Field(
         default=None, description="The task's chance level: the value of a diverged seed."
     )
+    seed_diagnostics: SeedList[SeedRecords] | None = Field(
+        default=None,
+        description="Each seed's mechanism diagnostics (fidelity.diagnostics_every; AvaGrad "
+        "family only), in step order.",
+    )
 
     @model_validator(mode="after")
     def _check_seeds(self) -> TrialResult:
         values = self.seed_values
         if values is None:
-            if self.seed_test_values is not None or self.seed_diverged is not None:
-                raise ValueError("seed_test_values and seed_diverged need seed_values")
+            if any(getattr(self, name) is not None for name in _PER_SEED):
+                raise ValueError(f"{', '.join(_PER_SEED)} need seed_values")
             return self
-        for name in ("seed_test_values", "seed_diverged"):
+        _check_diagnostics_size(self.seed_diagnostics)
+        for name in _PER_SEED:
             other = getattr(self, name)
             if other is not None and len(other) != len(values):
                 raise ValueError(
@@ -149,6 +186,20 @@ class TrialResult(BaseModel):
         elif any(self.seed_diverged) != self.diverged:
             raise ValueError("diverged must be true exactly when some seed in seed_diverged is")
         return self
+
+
+_PER_SEED = ("seed_test_values", "seed_diverged", "seed_diagnostics")
+
+
+def _check_diagnostics_size(seeds: list[list[DiagnosticsRecord]] | None) -> None:
+    values = sum(
+        len(r.shares) + DIAGNOSTICS_RECORD_COST for records in seeds or () for r in records
+    )
+    if values > MAX_DIAGNOSTICS_VALUES:
+        raise ValueError(
+            f"seed_diagnostics carry {values} values (at most {MAX_DIAGNOSTICS_VALUES}): "
+            "send fewer records"
+        )
 
 
 def _check_mean(name: str, value: float, seeds_name: str, seeds: list[float]) -> None:

@@ -26,10 +26,14 @@ log = logging.getLogger("avatune.studies")
 
 
 def batch_key(spec: StudySpec) -> str:
-    """Trials with equal keys (task and fidelity) can be trained as one batch."""
-    blob = json.dumps(
-        {"task": spec.task.model_dump(), "fidelity": spec.fidelity.model_dump()}, sort_keys=True
-    )
+    """Trials with equal keys (task and fidelity) can be trained as one batch.
+
+    Diagnostics off leave the key as it was before the field existed (stored keys match).
+    """
+    fidelity = spec.fidelity.model_dump()
+    if fidelity.get("diagnostics_every") is None:
+        fidelity.pop("diagnostics_every", None)
+    blob = json.dumps({"task": spec.task.model_dump(), "fidelity": fidelity}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Row, exists, func, select
 
 from service.errors import NotFound
 from service.models import Study, Trial
-from service.schemas import TrialOut, TrialPage
+from service.schemas import DiagnosticsPage, TrainingDiagnostics, TrialOut, TrialPage
 
 _COLUMNS = tuple(c for c in Trial.__table__.columns if c.name in TrialOut.model_fields)
 
@@ -82,3 +82,39 @@ def all_trials(
     if not repeats:
         query = query.where(Trial.source_trial_id.is_(None))
     return _select(conn, query, study_id, curves)
+
+
+_DIAGNOSED = (Trial.id, Trial.number, Trial.training, Trial.state, Trial.alpha, Trial.eps)
+
+
+def diagnostics_page(
+    conn: Connection, study_id: int, *, after: int | None = None, limit: int = 100
+) -> DiagnosticsPage:
+    """Trainings of a study that carry diagnostics, number > `after`, `limit` at most."""
+    _require_study(conn, study_id)
+    query = (
+        select(*_DIAGNOSED, Trial.seed_diagnostics)
+        .where(
+            Trial.study_id == study_id,
+            Trial.source_trial_id.is_(None),
+            Trial.seed_diagnostics.is_not(None),
+        )
+        .order_by(Trial.number)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(Trial.number > after)
+    trainings = [
+        TrainingDiagnostics(
+            trial_id=row.id,
+            number=row.number,
+            training=row.training,
+            state=row.state,
+            alpha=row.alpha,
+            eps=row.eps,
+            seeds=row.seed_diagnostics,
+        )
+        for row in conn.execute(query)
+    ]
+    next_after = trainings[-1].number if len(trainings) == limit else None
+    return DiagnosticsPage(trainings=trainings, next_after=next_after)

@@ -15,7 +15,7 @@ from service.errors import Invalid
 from service.models import StudyState, TrialState, utcnow
 from service.repositories import studies, trials
 from service.routes.params import MAX_ID, StudyId
-from service.schemas import StudyOut, TrialPage
+from service.schemas import DiagnosticsPage, StudyOut, TrialPage
 from studies.specs import StudySpec
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
@@ -109,6 +109,20 @@ def list_trials(
             curves=curves,
             repeats=repeats,
         )
+
+
+@router.get("/{study_id}/diagnostics")
+def list_diagnostics(
+    study_id: StudyId,
+    db: Db,
+    after: Annotated[int | None, Query(ge=-1, le=MAX_ID, description="Trial number.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> DiagnosticsPage:
+    """AvaGrad-family mechanism diagnostics (opt-in: `fidelity.diagnostics_every`) of each
+    training that has them: its α, ε and every seed's records of γ, the fraction of v = 0
+    and each tensor's share of Σq⁻²; `after` (a trial number) pages."""
+    with db.read() as conn:
+        return trials.diagnostics_page(conn, study_id, after=after, limit=limit)
 
 
 @router.get("/{study_id}/export.csv", response_class=PlainTextResponse)

@@ -11,7 +11,7 @@ from service.db import make_engine
 from service.migrations import alembic_config, current, upgrade
 from service.models import SEED_COLUMNS, Base
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _matches_models(engine: Engine) -> None:
@@ -66,6 +66,28 @@ def test_0002_adds_the_per_seed_columns_and_downgrades(database_url: str) -> Non
         assert {"ix_trials_queue", "ix_trials_lease_expiry", "ix_trials_study_id_state"} <= indexes
         upgrade(engine=engine)
         assert current(engine) == HEAD and set(SEED_COLUMNS) <= _trial_columns(engine)
+        _matches_models(engine)
+    finally:
+        engine.dispose()
+
+
+def test_0004_adds_the_diagnostics_column_and_downgrades(database_url: str) -> None:
+    """0004 adds trials.seed_diagnostics (NULL on stored trials); its downgrade drops only it."""
+    engine = make_engine(database_url)
+    config = alembic_config()
+    try:
+        with engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0003")
+            conn.commit()
+        columns = _trial_columns(engine)
+        assert "seed_diagnostics" not in columns and set(SEED_COLUMNS) <= columns
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'trials'"))
+                assert "AUTOINCREMENT" in sql.scalar_one()
+        upgrade(engine=engine)
+        assert current(engine) == HEAD and "seed_diagnostics" in _trial_columns(engine)
         _matches_models(engine)
     finally:
         engine.dispose()
