@@ -1,13 +1,17 @@
-"""Throughput of the batched trainer: full 21×21 grids vs one trial at a time.
+"""Throughput of the batched trainer: whole (α, ε) grids vs one trial at a time, any task.
 
-mnist1d-mlp, 1000 steps, batch 100: the whole 441-point grid for adam and for avagrad
-through the batched trainer, then ≥ 20 trials trained one per `train` call (the
-one-by-one path), all in this process. Prints one JSON line. Targets on 2 CPU cores:
-≤ 45 s per grid, speedup ≥ 5, peak RSS ≤ 2048 MB.
+`--task` is any batchable task (mnist1d-mlp by default, mnist1d-resnet, charlm-lstm, …),
+built with `--task-config key=value` options; `--steps` and `--batch-size` default to the
+task's, `--grid` is `paper` (21×21, default) or `coarse` (11×11). The whole grid trains
+for adam and for avagrad through the batched trainer, then `--sequential` (20) of its trials one per
+`train` call (the one-by-one path), all in this process. Prints one JSON line. Default
+run (mnist1d-mlp, 1000 steps, batch 100, paper grid) targets on 2 CPU cores: ≤ 45 s per
+grid, speedup ≥ 5, peak RSS ≤ 2048 MB. The task's data loads in a one-step warm-up first.
 
-`flop_utilisation` is the MLP's nominal matrix-product FLOPs per second (forward,
-weight and input gradients; elementwise work and the optimizer not counted; runs that
-stopped early counted in full) divided by a float32 matmul rate measured here.
+`flop_utilisation` is the task's nominal matrix-product FLOPs per second
+(`Task.step_flops`: forward, weight and input gradients of one configuration's step;
+elementwise work and the optimizer not counted; runs that stopped early counted in full)
+divided by a float32 matmul rate measured here; null for a task that does not say.
 On a shared machine, `grid_cpu_seconds_per_core_*` (process CPU time ÷ threads) is the
 figure that neighbours' load disturbs least.
 """
@@ -16,21 +20,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studies.grids import grid_values
-from workers.tasks.mlp import LAYERS
+from studies.grids import GridName, grid_values
+from workers.tasks import TASKS, Task, get_task
 from workers.trainer import TrialConfig, train
 
-TASK = "mnist1d-mlp"
+OPTIMIZERS = ("adam", "avagrad")
 
 
 def gemm_gflops(size: int = 1024, repeats: int = 8) -> float:
@@ -45,81 +51,129 @@ def gemm_gflops(size: int = 1024, repeats: int = 8) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def flops_per_trial_step(batch: int) -> float:
-    """Matrix-product FLOPs of one MLP training step: forward, weight and input gradients."""
-    forward = sum(2 * batch * out * fan_in for out, fan_in in LAYERS)
-    input_grads = sum(2 * batch * out * fan_in for out, fan_in in LAYERS[1:])
-    return 2 * forward + input_grads
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def timed_grid(optimizer: str, steps: int) -> tuple[float, float, int]:
-    """Wall and process-CPU seconds to train the paper grid batched; trials diverged."""
-    alphas, epsilons = grid_values("paper")
-    configs = [TrialConfig(a, e, 0) for a in alphas for e in epsilons]
+def option(text: str) -> tuple[str, Any]:
+    """``key=value`` → (key, value as JSON if it parses: 64, 0.5, true; else the string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def grid_configs(grid: GridName) -> list[TrialConfig]:
+    """Every (α, ε) of the grid, seed 0."""
+    alphas, epsilons = grid_values(grid)
+    return [TrialConfig(a, e, 0) for a in alphas for e in epsilons]
+
+
+def timed_grid(
+    task: Task, optimizer: str, configs: list[TrialConfig], steps: int, batch: int
+) -> tuple[float, float, int]:
+    """Wall and process-CPU seconds to train the grid batched; trials diverged."""
     start, cpu = time.perf_counter(), time.process_time()
-    results = train(TASK, optimizer, configs, steps=steps)
+    results = train(task, optimizer, configs, steps=steps, batch_size=batch)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     return wall, cpu, sum(r.diverged for r in results)
 
 
+def rounded(value: float, digits: int) -> float | None:
+    """`value` rounded, None (JSON null) when it is not finite."""
+    return round(value, digits) if math.isfinite(value) else None
+
+
 def main() -> None:
     """Run the measurements and print the JSON line."""
+    batchable = [name for name, task in TASKS.items() if task.batchable]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--task", default="mnist1d-mlp", choices=batchable)
+    parser.add_argument(
+        "--task-config",
+        type=option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A task option (repeatable), e.g. hidden=64.",
+    )
+    parser.add_argument("--steps", type=int, default=None, help="Default: the task's.")
+    parser.add_argument("--batch-size", type=int, default=None, help="Default: the task's.")
+    parser.add_argument("--grid", choices=["paper", "coarse"], default="paper")
     parser.add_argument("--sequential", type=int, default=20, help="Trials trained one at a time.")
     args = parser.parse_args()
+    config = dict(args.task_config)
+    try:
+        task = get_task(args.task, config)
+    except ValueError as error:
+        parser.error(str(error))
+    steps = args.steps or task.default_steps
+    batch = args.batch_size or task.default_batch_size
 
     gflops = gemm_gflops()
+    configs = grid_configs(args.grid)
+    train(task, "adam", configs[:2], steps=1, batch_size=batch)  # data loaded, kernels warm
     cpu_start = time.process_time()
     grid_seconds, grid_cpu, diverged = {}, {}, {}
-    for optimizer in ("adam", "avagrad"):
+    for optimizer in OPTIMIZERS:
         grid_seconds[optimizer], grid_cpu[optimizer], diverged[optimizer] = timed_grid(
-            optimizer, args.steps
+            task, optimizer, configs, steps, batch
         )
-    alphas, epsilons = grid_values("paper")
-    points = [(a, e) for a in alphas for e in epsilons]
-    stride = max(1, len(points) // args.sequential)
-    picked = [TrialConfig(a, e, 0) for a, e in points[::stride][: args.sequential]]
+    stride = max(1, len(configs) // args.sequential)
+    picked = configs[::stride][: args.sequential]
     start = time.perf_counter()
-    for config in picked:
-        train(TASK, "adam", [config], steps=args.steps)
+    for trial in picked:
+        train(task, "adam", [trial], steps=steps, batch_size=batch)
     sequential_seconds = time.perf_counter() - start
 
-    trials = 2 * len(points)
+    trials = len(OPTIMIZERS) * len(configs)
     batched_seconds = sum(grid_seconds.values())
     batched_rate = trials / batched_seconds
     sequential_rate = len(picked) / sequential_seconds
-    model_flops = trials * args.steps * flops_per_trial_step(100)
-    print(
-        json.dumps(
-            {
-                "grid_seconds_adam": round(grid_seconds["adam"], 2),
-                "grid_seconds_avagrad": round(grid_seconds["avagrad"], 2),
-                "sequential_trials_per_s": round(sequential_rate, 3),
-                "batched_trials_per_s": round(batched_rate, 2),
-                "speedup": round(batched_rate / sequential_rate, 1),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                "gemm_gflops": round(gflops, 1),
-                "flop_utilisation": round(model_flops / batched_seconds / 1e9 / gflops, 3),
-                "model_gflops_per_s": round(model_flops / batched_seconds / 1e9, 1),
-                # CPU time ÷ threads: a grid on otherwise idle cores (robust to neighbours)
-                "grid_cpu_seconds_per_core_adam": round(
-                    grid_cpu["adam"] / torch.get_num_threads(), 2
-                ),
-                "grid_cpu_seconds_per_core_avagrad": round(
-                    grid_cpu["avagrad"] / torch.get_num_threads(), 2
-                ),
-                "cpu_seconds": round(time.process_time() - cpu_start, 1),
-                "diverged_adam": diverged["adam"],
-                "diverged_avagrad": diverged["avagrad"],
-                "steps": args.steps,
-                "sequential_trials": len(picked),
-                "threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-                "machine": platform.machine(),
-            }
-        )
-    )
+    model_gflops = trials * steps * task.step_flops(batch) / batched_seconds / 1e9
+    threads = torch.get_num_threads()
+    figures: dict[str, Any] = {
+        "task": args.task,
+        "task_config": config,
+        "grid": args.grid,
+        "grid_points": len(configs),
+    }
+    for optimizer in OPTIMIZERS:
+        figures[f"grid_seconds_{optimizer}"] = round(grid_seconds[optimizer], 2)
+    figures |= {
+        "sequential_trials_per_s": round(sequential_rate, 3),
+        "batched_trials_per_s": round(batched_rate, 2),
+        "speedup": round(batched_rate / sequential_rate, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "gemm_gflops": round(gflops, 1),
+        "flop_utilisation": rounded(model_gflops / gflops, 3),
+        "model_gflops_per_s": rounded(model_gflops, 1),
+    }
+    for optimizer in OPTIMIZERS:  # CPU time ÷ threads: a grid on otherwise idle cores
+        figures[f"grid_cpu_seconds_per_core_{optimizer}"] = round(grid_cpu[optimizer] / threads, 2)
+    figures["cpu_seconds"] = round(time.process_time() - cpu_start, 1)
+    for optimizer in OPTIMIZERS:
+        figures[f"diverged_{optimizer}"] = diverged[optimizer]
+    figures |= {
+        "steps": steps,
+        "batch_size": batch,
+        "sequential_trials": len(picked),
+        "threads": threads,
+        "torch": torch.__version__,
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+    }
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -80,8 +80,12 @@ def _torch_fused_per_config(
     steps = [torch.tensor(float(step))] * len(lists[0])
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     for c in range(configs):
+        views = [[t[c] for t in ts] for ts in lists]
+        # torch's CPU kernel walks each tensor's memory in order, ignoring strides: a
+        # transposed gradient (autograd's for a weight used as wᵀ) would be read scrambled
+        views[1] = [g.contiguous() for g in views[1]]
         kernel(
-            *([t[c] for t in ts] for ts in lists),
+            *views,
             steps,
             amsgrad=bool(lists[-1]),
             lr=lrs[c],

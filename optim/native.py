@@ -54,8 +54,9 @@ def _texts(source: Path) -> list[str]:
 
 @cache
 def load(source_name: str) -> ctypes.CDLL | None:
-    """The compiled library for `source_name` (a .c file in this package), or None."""
-    source = Path(__file__).with_name(source_name)
+    """The compiled library for `source_name` (a .c file in this package, or the path of
+    one elsewhere), or None."""
+    source = Path(source_name) if os.sep in source_name else Path(__file__).with_name(source_name)
     compiler = _compiler()
     if compiler is None:
         log.warning(

@@ -1,12 +1,13 @@
 """What users submit: study and experiment specs (pydantic), shared by service and workers.
 
-Known task, optimizer and tuner names are constants here, so the server can validate a
-spec without importing torch or the workers.
+Known task, optimizer and tuner names, and each task's options, are constants here, so the
+server can validate a spec without importing torch or the workers.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,9 +20,13 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
+from studies.deltas import DeltaKind
+from studies.objectives import objective_of
 from studies.space import SearchSpace
 from studies.spec_errors import (
     SpecError,
@@ -55,7 +60,32 @@ DEFAULT_EPS: dict[str, float | None] = {
     "delayed_adam": 1e-8,
     "adabelief": 1e-16,
 }
-TASKS: tuple[str, ...] = ("mnist1d-mlp", "mnist1d-cnn", "charlm-lstm", "eq11", "cifar10-wrn")
+TASKS: tuple[str, ...] = (
+    "mnist1d-mlp",
+    "mnist1d-cnn",
+    "mnist1d-resnet",
+    "charlm-lstm",
+    "eq11",
+    "cifar10-wrn",
+)
+#: The keyword options of each task's constructor that a spec's `task.config` may set, and
+#: their types (workers.tasks builds the task with them; tests keep the two in sync).
+TASK_OPTIONS: dict[str, dict[str, type]] = {
+    "mnist1d-mlp": {},
+    "mnist1d-cnn": {},
+    "mnist1d-resnet": {"channels": int, "blocks": int},
+    "charlm-lstm": {
+        "embedding": int,
+        "hidden": int,
+        "seq_len": int,
+        "eval_windows": int,
+        "eval_batch": int,
+    },
+    "eq11": {},
+    "cifar10-wrn": {"depth": int, "width": int},
+}
+#: Bounds of every integer task option (sizes and counts of a proxy model).
+TASK_OPTION_RANGE = (1, 65_536)
 TUNERS: tuple[str, ...] = ("grid", "random", "tpe", "cmaes", "gld", "cgld")
 #: Tuners whose runs cost most (Optuna's model-based samplers): replayed and bootstrapped first.
 SLOW_TUNERS: tuple[str, ...] = ("tpe", "cmaes")
@@ -121,8 +151,47 @@ def _by_name(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+def task_options(task: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` checked against the task's `TASK_OPTIONS` (ints for float options become
+    floats); ValueError saying what to change."""
+    known = TASK_OPTIONS.get(task, {})
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key not in known:
+            if not known:
+                raise ValueError(f"task {task} takes no options; remove {key!r}")
+            hint = did_you_mean(key, known)
+            raise ValueError(
+                f"unknown option {key!r} of task {task}; {hint + ' ' if hint else ''}"
+                f"its options: {', '.join(known)}"
+            )
+        out[key] = _option_value(task, key, value, known[key])
+    return out
+
+
+def _option_value(task: str, key: str, value: Any, kind: type) -> Any:
+    what = f"option {key!r} of task {task}"
+    if kind is float and type(value) in (int, float):
+        return float(value)
+    if type(value) is not kind:
+        raise ValueError(f"{what} must be {_KIND_WORDS[kind]}, got {value!r}")
+    low, high = TASK_OPTION_RANGE
+    if kind is int and not low <= value <= high:
+        raise ValueError(f"{what} must be between {low} and {high}, got {value}")
+    return value
+
+
+_KIND_WORDS: dict[type, str] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "a boolean",
+}
+
+
 class TaskRef(BaseModel):
-    """A proxy task and its options."""
+    """A proxy task and its options (`TASK_OPTIONS`: checked here, so the server refuses
+    options no worker could build)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -130,6 +199,12 @@ class TaskRef(BaseModel):
     config: Options = Field(default_factory=dict)
 
     _shorthand = model_validator(mode="before")(_by_name)
+
+    @field_validator("config")
+    @classmethod
+    def _known_options(cls, config: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        return config if name is None else task_options(name, config)  # None: name failed
 
 
 def _beta(value: float) -> float:
@@ -188,6 +263,23 @@ class Fidelity(BaseModel):
         default=1, description="Seeds trained per trial; the trial's value is their mean."
     )
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = Field(default=0, description="First seed.")
+    diagnostics_every: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None,
+        description="Opt-in: record AvaGrad's mechanism diagnostics (γ, fraction of v = 0, "
+        "each tensor's share of Σq⁻²) every this many steps, for avagrad, avagradw and "
+        "delayed_adam (other optimizers record none); at most 100 records per seed reach "
+        "the server (evenly spaced, the last among them). Off when omitted.",
+    )
+
+    @model_validator(mode="after")
+    def _diagnostics_within_steps(self) -> Fidelity:
+        every, steps = self.diagnostics_every, self.steps
+        if every is not None and steps is not None and every > steps:
+            raise ValueError(
+                f"diagnostics_every ({every}) exceeds steps ({steps}): no step would record; "
+                f"use at most {steps}"
+            )
+        return self
 
 
 class TunerSpec(BaseModel):
@@ -263,6 +355,15 @@ class StudySpec(BaseModel):
 Delta = Annotated[float, Field(gt=0, le=100)]
 
 
+def _distinct(deltas: list[float]) -> list[float]:
+    if len(set(deltas)) != len(deltas):
+        raise ValueError(f"each δ may appear once, got {deltas}; remove the repeats")
+    return deltas
+
+
+Deltas = Annotated[list[Delta], Field(min_length=1, max_length=8), AfterValidator(_distinct)]
+
+
 class BootstrapSettings(BaseModel):
     """B resampled tables per grid, R tuner replays on each; fewer for TPE and CMA-ES.
 
@@ -297,13 +398,20 @@ class ReplaySettings(BaseModel):
         default_factory=lambda: list(TUNERS)
     )
     seeds: Annotated[int, Field(ge=1, le=1000)] = 100
-    deltas: Annotated[list[Delta], Field(min_length=1, max_length=8)] = Field(
-        default_factory=lambda: [0.5, 1.0], description="Suboptimality targets, percentage points."
+    deltas: Deltas | None = Field(
+        default=None,
+        description="Suboptimality targets δ (the first is the main one) in the task's δ unit: "
+        "percentage points of error, or % of f* for bits per character; the task's defaults "
+        "when omitted.",
     )
     bootstrap: BootstrapSettings = Field(
         default_factory=BootstrapSettings,
         description="The hierarchical bootstrap behind every interval of the report.",
     )
+
+    def deltas_for(self, task: str) -> list[float]:
+        """The δs of a replay on `task`: the explicit ones, else the task's defaults."""
+        return list(self.deltas) if self.deltas is not None else list(objective_of(task).deltas)
 
 
 class ExperimentSpec(BaseModel):
@@ -337,7 +445,15 @@ class ExperimentSpec(BaseModel):
                 f"experiment too large: {total} trainings (at most {MAX_BUDGET}); "
                 "use a coarser grid or fewer optimizers"
             )
+        if self.replay.deltas is None:  # a copy: the settings object may be shared
+            deltas = self.replay.deltas_for(self.task.name)
+            self.replay = self.replay.model_copy(update={"deltas": deltas})
         return self
+
+    @property
+    def delta_kind(self) -> DeltaKind:
+        """How the replay's δs read: the task's kind (absolute pp, or relative % of f*)."""
+        return objective_of(self.task.name).delta_kind
 
     def study_specs(self) -> list[StudySpec]:
         """One grid study per optimizer (AdaBelief's ε grid shifted when `eps_shift`)."""

@@ -37,13 +37,15 @@ def run_grid(
     optimizer_settings: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     dtype: torch.dtype = torch.float32,
+    task_config: dict[str, Any] | None = None,
 ) -> GridTable:
     """Train every (α, ε) of the grid for `seeds` seeds into a v2 table (per-seed values kept).
 
     A diverged seed counts at the task's chance level for that seed only; a cell is
     flagged diverged when any of its seeds diverged; each cell's error is its seeds' mean.
+    `task_config`: the task's options (`studies.specs.TASK_OPTIONS`), kept in the fidelity.
     """
-    spec = get_task(task)
+    spec = get_task(task, task_config)
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     alphas, grid_eps = grid_values(grid)
@@ -51,7 +53,7 @@ def run_grid(
     configs = [TrialConfig(a, e, s) for s in range(seeds) for a in alphas for e in epsilons]
     start = time.perf_counter()
     results = train(
-        task,
+        spec,
         optimizer,
         configs,
         steps=steps,
@@ -79,6 +81,7 @@ def run_grid(
             "batch_size": batch_size or spec.default_batch_size,
             "seeds": seeds,
             "grid": grid,
+            **({"task_config": dict(task_config)} if task_config else {}),
         },
         settings=dict(optimizer_settings or {}),
         alphas=alphas,

@@ -45,6 +45,7 @@ from studies.protocol import (
 )
 from studies.server_url import server_url, unreachable_message
 from workers.client import Rejected, ServiceClient, Stopped, Unauthorized, WrongServer
+from workers.diagnostics import DiagnosticsRecord, wire_diagnostics
 
 if TYPE_CHECKING:  # the trainer imports torch; this module must not, until it trains
     from workers.trainer import TrialResult as TrainedSeed
@@ -60,7 +61,8 @@ class Outcome:
     """What training one leased trial produced (the value averaged over its seeds).
 
     `seed_values` etc. hold each seed's result when the trainer kept them; `chance` is the
-    task's chance level, at which a diverged seed counts.
+    task's chance level, at which a diverged seed counts; `seed_diagnostics` each seed's
+    mechanism records, when the fidelity asked for them and the optimizer has them.
     """
 
     value: float
@@ -72,6 +74,7 @@ class Outcome:
     seed_test_values: list[float] | None = None
     seed_diverged: list[bool] | None = None
     chance: float | None = None
+    seed_diagnostics: list[list[DiagnosticsRecord]] | None = None
 
 
 def seed_outcome(runs: Sequence[TrainedSeed], chance: float) -> Outcome:
@@ -91,6 +94,9 @@ def seed_outcome(runs: Sequence[TrainedSeed], chance: float) -> Outcome:
         seed_test_values=tests if finite_tests else None,
         seed_diverged=flags,
         chance=chance,
+        seed_diagnostics=[r.diagnostics for r in runs]
+        if any(r.diagnostics for r in runs)
+        else None,
     )
 
 
@@ -104,7 +110,8 @@ def _mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
 
 
 def torch_trainer(device: str | None = None) -> Trainer:
-    """The real trainer (workers.trainer): one batched `train` call per optimizer setting."""
+    """The real trainer (workers.trainer): one batched `train` call per optimizer setting, on
+    the task built with the lease's options (a lease holds trials of one task config)."""
 
     def train_lease(lease: LeaseResponse, progress: ProgressFn) -> list[Outcome]:
         from workers.tasks import get_task
@@ -112,7 +119,8 @@ def torch_trainer(device: str | None = None) -> Trainer:
 
         assert lease.task is not None and lease.fidelity is not None
         fidelity = lease.fidelity
-        chance = get_task(lease.task.name).chance
+        task = get_task(lease.task.name, lease.task.config)  # the lease's options, one task
+        chance = task.chance
         seeds = [fidelity.seed + s for s in range(fidelity.seeds)]
         groups: dict[str, list[int]] = {}
         for index, trial in enumerate(lease.trials):
@@ -135,7 +143,7 @@ def torch_trainer(device: str | None = None) -> Trainer:
                 progress(base + done, base + total)
 
             results = train(
-                lease.task.name,
+                task,
                 ref.name,
                 configs,
                 steps=fidelity.steps,
@@ -143,6 +151,7 @@ def torch_trainer(device: str | None = None) -> Trainer:
                 device=device,
                 optimizer_settings=ref.train_settings(),
                 progress=report,
+                diagnostics_every=fidelity.diagnostics_every,
             )
             finished_steps += last_total[0]
             for k, index in enumerate(members):
@@ -484,6 +493,7 @@ def _result(token: str, outcome: Outcome) -> TrialResult:
         seed_test_values=outcome.seed_test_values,
         seed_diverged=outcome.seed_diverged,
         chance=outcome.chance,
+        seed_diagnostics=wire_diagnostics(outcome.seed_diagnostics),
     )
 
 

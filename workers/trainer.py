@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -21,10 +21,12 @@ import torch
 from torch import Tensor
 
 from optim import get_optimizer, uses_eps
+from optim.diagnostics import measure_optimizer, supports
 from optim.registry import one_pass_on_cpu
 from workers.allocator import keep_freed_memory
 from workers.curves import curves
 from workers.device import resolve_device
+from workers.diagnostics import DiagnosticsRecord, per_config
 from workers.divergence import freeze_configs
 from workers.parallel import Tick, run_jobs
 from workers.tasks import get_task
@@ -52,7 +54,8 @@ class TrialResult:
 
     `curve` holds ≤ 100 window means of the training loss (cut where a diverged trial went
     non-finite); `seconds` is the wall time of the job that trained it, shared by all the
-    trials trained together.
+    trials trained together. `diagnostics`: the mechanism records asked for (AvaGrad family;
+    none at steps where the trial was already diverging).
     """
 
     objective: float
@@ -60,6 +63,7 @@ class TrialResult:
     curve: list[float]
     diverged: bool
     seconds: float
+    diagnostics: list[DiagnosticsRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class _Run:
     device: torch.device
     dtype: torch.dtype
     settings: dict[str, Any]
+    diagnostics_every: int | None = None
 
 
 @dataclass(frozen=True)
@@ -153,11 +158,19 @@ def _train_job(run: _Run, job: Job, tick: Tick) -> list[TrialResult]:
     losses = torch.full((run.steps, size), torch.nan, dtype=run.dtype, device=run.device)
     weight = torch.ones(size, dtype=run.dtype, device=run.device)
     alive = torch.ones(size, dtype=torch.bool)
+    every = run.diagnostics_every if supports(optimizer) else None
+    segments = model.segments() if every else None
+    records: list[list[DiagnosticsRecord]] = [[] for _ in range(size)]
     checked = done = 0
     for step in range(1, run.steps + 1):
         if schedule:
             _set_lr(optimizer, base_lr, model.lr_factor(step))
         losses[step - 1] = model.train_step(keys[step - 1], weight)
+        if every and step % every == 0:  # before the step: the state that step reads
+            measured = per_config(measure_optimizer(optimizer, segments), step)
+            for c in alive.nonzero().flatten().tolist():
+                if measured[c] is not None:
+                    records[c].append(measured[c])
         optimizer.step()
         model.after_step()
         done = step
@@ -185,15 +198,19 @@ def _train_job(run: _Run, job: Job, tick: Tick) -> list[TrialResult]:
         diverged = not (bool(alive[c]) and math.isfinite(objective[c]))
         value = chance if diverged else float(objective[c])
         test_value = float(test[c]) if not diverged and math.isfinite(test[c]) else chance
-        results.append(TrialResult(value, test_value, curve, diverged, seconds))
+        results.append(TrialResult(value, test_value, curve, diverged, seconds, records[c]))
     return results
 
 
-def _check(configs: Sequence[TrialConfig], steps: int, batch_size: int) -> None:
+def _check(
+    configs: Sequence[TrialConfig], steps: int, batch_size: int, diagnostics_every: int | None
+) -> None:
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if diagnostics_every is not None and diagnostics_every < 1:
+        raise ValueError(f"diagnostics_every must be >= 1, got {diagnostics_every}")
     for config in configs:
         if not (math.isfinite(config.lr) and config.lr >= 0):
             raise ValueError(f"lr must be finite and >= 0, got {config.lr}")
@@ -213,20 +230,23 @@ def train(
     progress: Callable[[int, int], None] | None = None,
     dtype: torch.dtype = torch.float32,
     max_batch: int | None = None,
+    diagnostics_every: int | None = None,
 ) -> list[TrialResult]:
     """Train every trial of `configs` on `task` with `optimizer`; results in the same order.
 
     Trials of a batchable task train as stacked models of up to `max_batch` configurations
-    (default: 32 on a CPU, split so that every core has a job; 4096 on a GPU); others one
-    at a time. `progress(done, total)`
-    counts job-steps and is called from this thread. Deterministic for given seeds.
+    (default: 32 on a CPU, or the task's `cpu_max_batch`, split so that every core has a
+    job; 4096 on a GPU); others one at a time. `progress(done, total)` counts job-steps and
+    is called from this thread. Deterministic for given seeds.
+    `diagnostics_every` = N records the AvaGrad family's mechanism diagnostics before steps
+    N, 2N, … (`optim.diagnostics`; other optimizers record none); off (None) costs nothing.
     """
     spec = task if isinstance(task, Task) else get_task(task)
     uses_eps(optimizer)  # raises ValueError naming the known optimizers
     configs = tuple(configs)
     steps = spec.default_steps if steps is None else steps
     batch_size = spec.default_batch_size if batch_size is None else batch_size
-    _check(configs, steps, batch_size)
+    _check(configs, steps, batch_size, diagnostics_every)
     if not configs:
         return []
     where = resolve_device(device)
@@ -239,9 +259,18 @@ def train(
     elif max_batch is not None:
         limit, min_jobs = max_batch, 1
     else:
-        limit, min_jobs = (CPU_MAX_BATCH if on_cpu else CUDA_MAX_BATCH), workers
+        cpu_limit = spec.cpu_max_batch or CPU_MAX_BATCH
+        limit, min_jobs = (cpu_limit if on_cpu else CUDA_MAX_BATCH), workers
     run = _Run(
-        spec, optimizer, configs, steps, batch_size, where, dtype, dict(optimizer_settings or {})
+        spec,
+        optimizer,
+        configs,
+        steps,
+        batch_size,
+        where,
+        dtype,
+        dict(optimizer_settings or {}),
+        diagnostics_every,
     )
     keep_freed_memory()
     spec.prepare(where, dtype)

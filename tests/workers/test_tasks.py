@@ -17,7 +17,14 @@ from workers.trainer import TrialConfig, train
 
 
 def test_registry_lists_every_task() -> None:
-    assert set(TASKS) == {"mnist1d-mlp", "mnist1d-cnn", "charlm-lstm", "eq11", "cifar10-wrn"}
+    assert set(TASKS) == {
+        "mnist1d-mlp",
+        "mnist1d-cnn",
+        "mnist1d-resnet",
+        "charlm-lstm",
+        "eq11",
+        "cifar10-wrn",
+    }
     for name, task in TASKS.items():
         assert task.name == name and task.description and task.objective_name
         assert task.default_steps > 0 and task.default_batch_size > 0

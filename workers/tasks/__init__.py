@@ -1,27 +1,55 @@
-"""The proxy tasks a worker can train, by name."""
+"""The proxy tasks a worker can train, by name, built with a spec's task options."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from studies.specs import task_options
 from workers.tasks.base import AutogradModel, BatchedModel, Task
 from workers.tasks.charlm import CharLSTM
 from workers.tasks.cifar import CifarWRN
 from workers.tasks.cnn import MnistCNN
 from workers.tasks.eq11 import Eq11
 from workers.tasks.mlp import MnistMLP
+from workers.tasks.resnet import MnistResNet
 
-TASKS: dict[str, Task] = {
-    task.name: task for task in (MnistMLP(), MnistCNN(), CharLSTM(), Eq11(), CifarWRN())
+#: Each task's class by name; `task.config` options are its constructor's keywords.
+TASK_TYPES: dict[str, type[Task]] = {
+    cls.name: cls for cls in (MnistMLP, MnistCNN, MnistResNet, CharLSTM, Eq11, CifarWRN)
 }
 DEFAULT_TASK = "mnist1d-mlp"
 
-
-def get_task(name: str) -> Task:
-    """The task registered as `name`; ValueError naming the known tasks otherwise."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        known = ", ".join(TASKS)
-        raise ValueError(f"unknown task {name!r}; choose one of: {known}") from None
+_BUILT: dict[tuple[str, tuple[tuple[str, Any], ...]], Task] = {}
+_LOCK = threading.Lock()
 
 
-__all__ = ["DEFAULT_TASK", "TASKS", "AutogradModel", "BatchedModel", "Task", "get_task"]
+def get_task(name: str, config: Mapping[str, Any] | None = None) -> Task:
+    """The task `name` built with options `config` (`studies.specs.TASK_OPTIONS`), one shared
+    instance per (name, options) so its data loads once; ValueError on an unknown name or
+    option, naming the known ones."""
+    cls = TASK_TYPES.get(name)
+    if cls is None:
+        known = ", ".join(TASK_TYPES)
+        raise ValueError(f"unknown task {name!r}; choose one of: {known}")
+    options = task_options(name, config or {})
+    key = (name, tuple(sorted(options.items())))
+    with _LOCK:
+        if key not in _BUILT:
+            _BUILT[key] = cls(**options)
+        return _BUILT[key]
+
+
+#: Every task with its default options.
+TASKS: dict[str, Task] = {name: get_task(name) for name in TASK_TYPES}
+
+__all__ = [
+    "DEFAULT_TASK",
+    "TASKS",
+    "TASK_TYPES",
+    "AutogradModel",
+    "BatchedModel",
+    "Task",
+    "get_task",
+]

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from optim.diagnostics import Segment, whole_tensors
+
 
 class BatchedModel(ABC):
     """Parameters of C configurations of one task, with their forward and backward passes."""
@@ -44,6 +46,16 @@ class BatchedModel(ABC):
     def after_step(self) -> None:
         """Hook run after every optimizer step (eq11 projects onto its interval here)."""
         return None
+
+    def parameter_names(self) -> list[str]:
+        """A name per tensor of `parameters`, in order (diagnostics label by them): p0, p1, …"""
+        return [f"p{i}" for i in range(len(self.parameters))]
+
+    def segments(self) -> list[Segment]:
+        """Named runs of one configuration's parameter elements, for the diagnostics: each
+        tensor whole, named by `parameter_names` (a model with one flat buffer splits it)."""
+        per_config = [p[0] if self.stacked else p for p in self.parameters]
+        return whole_tensors([p.numel() for p in per_config], self.parameter_names())
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of the learning rate at 1-based `step` (a schedule); 1 by default."""
@@ -87,6 +99,10 @@ class Task(ABC):
     #: Whether jobs should run on one thread per core (False for models so small that a
     #: step is all Python overhead: threads would only contend for the GIL).
     parallel_jobs: ClassVar[bool] = True
+    #: Configurations per job on a CPU when this task trains better in other job sizes than
+    #: the trainer's default (its working set per job); None: `trainer.CPU_MAX_BATCH`. A
+    #: task may set it per instance (by model size).
+    cpu_max_batch: int | None = None
 
     def prepare(self, device: torch.device, dtype: torch.dtype) -> None:
         """Load or generate the data once, before jobs start on worker threads."""
@@ -105,6 +121,11 @@ class Task(ABC):
     def optimizer_defaults(self, optimizer: str) -> dict[str, Any]:
         """Optimizer settings this task needs unless the caller overrides them."""
         return {}
+
+    def step_flops(self, batch_size: int) -> float:
+        """Nominal matrix-product FLOPs of one configuration's training step (forward, weight
+        and input gradients), for throughput benchmarks; NaN where a task does not say."""
+        return float("nan")
 
 
 def init_generator(seed: int) -> torch.Generator:

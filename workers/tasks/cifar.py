@@ -59,6 +59,10 @@ class WRNModel(BatchedModel):
         """The network's parameters (not stacked: one configuration)."""
         return list(self.model.parameters())
 
+    def parameter_names(self) -> list[str]:
+        """The network's parameter names (e.g. blocks.0.conv1.weight)."""
+        return [name for name, _ in self.model.named_parameters()]
+
     def train_step(self, keys: Tensor, weight: Tensor) -> Tensor:
         """Loss [1] of one augmented minibatch; gradients left in `.grad`."""
         self.model.train()

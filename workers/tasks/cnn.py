@@ -65,6 +65,11 @@ class CNNModel(AutogradModel):
         """The stacked tensors the optimizer steps."""
         return self.params
 
+    def parameter_names(self) -> list[str]:
+        """conv1.weight, conv1.bias, …, conv3.bias, linear.weight, linear.bias."""
+        convs = [f"conv{k}.{part}" for k in range(1, len(CONVS) + 1) for part in ("weight", "bias")]
+        return [*convs, "linear.weight", "linear.bias"]
+
     def logits(self, x: Tensor) -> Tensor:
         """Logits [C, N, 10] of every configuration for inputs x [N, 40]."""
         c = self.configs

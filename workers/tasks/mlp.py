@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from optim.diagnostics import Segment
 from workers.tasks.base import BatchedModel, init_generator, uniform_init
 from workers.tasks.mnist1d_data import Splits, mnist1d_on
 from workers.tasks.mnist1d_task import Mnist1DTask
@@ -30,6 +31,16 @@ def mlp_init(seed: int, layers: tuple[tuple[int, int], ...] = LAYERS) -> Tensor:
         parts.append(uniform_init((out, fan_in), fan_in, generator).flatten())
         parts.append(uniform_init((out,), fan_in, generator))
     return torch.cat(parts)
+
+
+def flat_segments(layers: tuple[tuple[int, int], ...]) -> list[Segment]:
+    """W1, b1, W2, b2, … as runs of one configuration's flat parameters (as `flat_views`)."""
+    segments, offset = [], 0
+    for layer, (out, fan_in) in enumerate(layers, 1):
+        for name, size in ((f"W{layer}", out * fan_in), (f"b{layer}", out)):
+            segments.append(Segment(name, 0, offset, offset + size))
+            offset += size
+    return segments
 
 
 def flat_views(flat: Tensor, layers: tuple[tuple[int, int], ...]) -> list[Tensor]:
@@ -81,6 +92,10 @@ class MLPModel(BatchedModel):
     def parameters(self) -> list[Tensor]:
         """The stacked tensors the optimizer steps."""
         return [self.flat]
+
+    def segments(self) -> list[Segment]:
+        """The layers W1, b1, W2, b2, W3, b3 of the flat buffer."""
+        return flat_segments(LAYERS)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Hidden activations and logits, feature-major: [C, 100, N], [C, 100, N], [C, 10, N]."""
@@ -138,3 +153,10 @@ class MnistMLP(Mnist1DTask):
     ) -> MLPModel:
         """C copies of the model initialised from `seed`."""
         return MLPModel(mnist1d_on(device, dtype), mlp_init(seed), configs, device, dtype)
+
+    def step_flops(self, batch_size: int) -> float:
+        """Nominal matrix-product FLOPs of one training step of one configuration: forward,
+        weight gradients, and input gradients of every layer but the first (its input is data)."""
+        forward = sum(2 * batch_size * out * fan_in for out, fan_in in LAYERS)
+        input_grads = sum(2 * batch_size * out * fan_in for out, fan_in in LAYERS[1:])
+        return float(2 * forward + input_grads)
