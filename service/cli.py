@@ -313,10 +313,12 @@ def study_show(
 def register(app: typer.Typer) -> None:
     """Attach the server's commands to the root `avatune` app."""
     from service import control_cli  # noqa: F401  (adds its commands to study_app, experiment_app)
+    from service.atlas import atlas
     from service.demo import demo
 
     app.command("serve")(serve)
     app.command("demo")(demo)
+    app.command("atlas")(atlas)
     app.add_typer(db_app, name="db")
     app.add_typer(study_app, name="study")
     app.add_typer(experiment_app, name="experiment")

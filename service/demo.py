@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,17 @@ def find_or_submit(client: httpx.Client, spec: ExperimentSpec) -> tuple[dict[str
     return response.json(), False
 
 
-def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalFleet) -> None:
-    """Progress bars, one per grid study, until every grid is finished."""
+def _grid_label(experiment: dict[str, Any], study: dict[str, Any]) -> str:
+    return f"{study['optimizer']} grid"
+
+
+def follow_grids(
+    client: httpx.Client,
+    experiments: list[dict[str, Any]],
+    fleet: LocalFleet,
+    label: Callable[[dict[str, Any], dict[str, Any]], str] = _grid_label,
+) -> None:
+    """Progress bars, one per grid study of the experiments, until every grid is finished."""
     columns = (
         TextColumn("{task.description:<16}"),
         BarColumn(),
@@ -73,24 +83,27 @@ def follow_grids(client: httpx.Client, experiment: dict[str, Any], fleet: LocalF
     with Progress(*columns, console=console) as progress:
         bars = {
             s["id"]: progress.add_task(
-                f"{s['optimizer']} grid", total=s["budget"], completed=s["trainings_done"]
+                label(e, s), total=s["budget"], completed=s["trainings_done"]
             )
-            for s in experiment["studies"]
+            for e in experiments
+            for s in e["studies"]
         }
         last_line = time.monotonic()
         while True:
-            experiment = client.get(f"/api/experiments/{experiment['id']}").json()
-            for study in experiment["studies"]:
+            experiments = [client.get(f"/api/experiments/{e['id']}").json() for e in experiments]
+            studies = [(e, s) for e in experiments for s in e["studies"]]
+            for _, study in studies:
                 progress.update(bars[study["id"]], completed=study["trainings_done"])
             if not console.is_terminal and time.monotonic() - last_line >= LOG_SECONDS:
                 last_line = time.monotonic()  # logs and CI get a line instead of live bars
                 console.print(
                     ", ".join(
-                        f"{s['optimizer']} {s['trainings_done']}/{s['budget']}"
-                        for s in experiment["studies"]
+                        f"{label(e, s)} {s['trainings_done']}/{s['budget']}"
+                        for e, s in studies
+                        if s["state"] == "running"
                     )
                 )
-            if all(s["state"] != "running" for s in experiment["studies"]):
+            if all(s["state"] != "running" for _, s in studies):
                 return
             if fleet.workers and not fleet.workers_alive():
                 raise RuntimeError(f"every worker exited; see {fleet.log_dir}/worker-*.log")
@@ -191,7 +204,7 @@ def run_demo(
                 fleet.start_workers(url, devices, env)
                 kinds = ", ".join(sorted(set(devices)))
                 console.print(f"{len(devices)} local worker(s) on {kinds}")
-                follow_grids(client, experiment, fleet)
+                follow_grids(client, [experiment], fleet)
                 fleet.stop_workers()
             report = wait_for_report(client, experiment["id"])
         report_dir = data_dir / "reports" / str(experiment["id"])

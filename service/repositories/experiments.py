@@ -119,6 +119,8 @@ def _grid_table(conn: Connection, spec: ExperimentSpec, study: Row) -> GridTable
     trial has the same number of seeds."""
     study_spec = StudySpec.model_validate(study.spec)
     alphas, epsilons = study_spec.space.grid_axes()
+    if not study_spec.searches_eps:  # an α line (sgd): one column, at the first ε
+        epsilons = epsilons[:1]
     cells: dict[tuple[int, int], Row] = {}
     for t in conn.execute(
         _GRID_TRIALS.where(

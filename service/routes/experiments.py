@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
@@ -67,6 +67,20 @@ def get_report(
             headers={"Retry-After": "5"},
         )
     return found
+
+
+@router.get(
+    "/{experiment_id}/tables",
+    responses={
+        409: {"description": "The grids are not complete yet, or the experiment was cancelled."}
+    },
+)
+def get_tables(experiment_id: ExperimentId, db: Db) -> list[dict[str, Any]]:
+    """The complete grids in the grid-table format (avatune-grid/2, every seed), one per
+    optimizer, without computing the report: for clients that analyse them themselves."""
+    with db.read() as conn:
+        tables = experiments.grid_tables(conn, experiment_id)
+    return [t.model_dump(mode="json", exclude_none=True) for t in tables]
 
 
 _NOT_FOUND = {404: {"description": "No such experiment."}}

@@ -1,0 +1,134 @@
+"""Where a long run's results came from: command, commit, machine, and its wall time summed
+over every session of a resumed run (kept in a small JSON file beside its database)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SessionRecord:
+    """One invocation: when it started, when its grids were complete, when it ended."""
+
+    started: float
+    commit: str = "unknown"
+    trained: float | None = None
+    ended: float | None = None
+    outcome: str = "running"
+
+
+@dataclass
+class Session:
+    """The sessions of a resumable run, persisted after every change."""
+
+    path: Path
+    records: list[SessionRecord] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, path: Path) -> Session:
+        """Load the earlier sessions (if any) and begin a new one."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        records = []
+        if path.is_file():
+            records = [SessionRecord(**r) for r in json.loads(path.read_text())]
+        for record in records:  # a session killed without a word ended when it last wrote
+            if record.ended is None:
+                record.ended = record.trained or record.started
+                record.outcome = "killed"
+        session = cls(path, [*records, SessionRecord(started=time.time(), commit=git_commit())])
+        session._save()
+        return session
+
+    def _save(self) -> None:
+        self.path.write_text(json.dumps([asdict(r) for r in self.records], indent=1) + "\n")
+
+    def trained(self) -> None:
+        """The grids are complete."""
+        self.records[-1].trained = time.time()
+        self._save()
+
+    def stop(self) -> None:
+        """Interrupted; a later session resumes."""
+        self.records[-1].ended, self.records[-1].outcome = time.time(), "stopped"
+        self._save()
+
+    def finish(self) -> None:
+        """The report is written."""
+        self.records[-1].ended, self.records[-1].outcome = time.time(), "finished"
+        self._save()
+
+    def total_seconds(self) -> float:
+        """Wall time over all sessions (the current one up to now)."""
+        now = time.time()
+        return sum((r.ended or now) - r.started for r in self.records)
+
+    def training_seconds(self) -> float:
+        """Wall time until the grids were complete, over all sessions."""
+        now = time.time()
+        return sum((r.trained or r.ended or now) - r.started for r in self.records)
+
+
+def git_commit(folder: Path | None = None) -> str:
+    """HEAD's commit, with "+dirty" when tracked files differ; "unknown" outside git."""
+    where = str(folder or Path.cwd())
+    try:
+        commit = subprocess.run(
+            ["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else the platform's word."""
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """This machine in a few words: CPU, cores, memory, OS."""
+    memory = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        first = meminfo.read_text().splitlines()[0].split()
+        memory = round(int(first[1]) / 2**20, 1)
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": memory,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def provenance(command: str, session: Session, server: str) -> dict[str, Any]:
+    """The header of a long run's results: the commit(s) its sessions started from."""
+    commits = list(dict.fromkeys(r.commit for r in session.records))
+    return {
+        "command": command,
+        "commit": ", ".join(commits),
+        "machine": machine(),
+        "server": server,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "sessions": len(session.records),
+        "training_seconds": round(session.training_seconds(), 1),
+    }
