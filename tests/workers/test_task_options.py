@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from studies.specs import TASK_OPTIONS
+from workers import trainer
 from workers.tasks import TASK_TYPES, TASKS, get_task
 from workers.tasks.charlm import CharLSTM
 from workers.trainer import TrialConfig, train
@@ -61,3 +62,23 @@ def test_an_option_changes_what_trains() -> None:
     config = [TrialConfig(1e-2, 1e-8, 0)]
     values = [train(t, "adam", config, steps=3, batch_size=2)[0].objective for t in tasks]
     assert values[0] != values[1]
+
+
+def test_cpu_jobs_take_the_tasks_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer cuts CPU jobs at the task's `cpu_max_batch` (the LSTM's by its size)."""
+    limits: list[int] = []
+    real = trainer.plan_jobs
+
+    def plan(configs: list, max_batch: int, min_jobs: int = 1) -> list:
+        limits.append(max_batch)
+        return real(configs, max_batch, min_jobs)
+
+    monkeypatch.setattr(trainer, "plan_jobs", plan)
+    sizes = dict(embedding=3, seq_len=2, eval_windows=1, eval_batch=1)
+    for task in (
+        get_task("charlm-lstm", {**sizes, "hidden": 4}),
+        get_task("charlm-lstm", {**sizes, "hidden": 33}),
+    ):
+        train(task, "adam", [TrialConfig(1e-2, 1e-8, 0)], steps=1, batch_size=1, device="cpu")
+    train("eq11", "adam", [TrialConfig(1e-2, 1e-8, 0)], steps=1, device="cpu")
+    assert limits == [16, 8, trainer.CPU_MAX_BATCH]
