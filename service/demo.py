@@ -96,18 +96,26 @@ def follow_grids(
                 progress.update(bars[study["id"]], completed=study["trainings_done"])
             if not console.is_terminal and time.monotonic() - last_line >= LOG_SECONDS:
                 last_line = time.monotonic()  # logs and CI get a line instead of live bars
-                console.print(
-                    ", ".join(
-                        f"{label(e, s)} {s['trainings_done']}/{s['budget']}"
-                        for e, s in studies
-                        if s["state"] == "running"
-                    )
-                )
+                console.print(_progress_line(studies, label))
             if all(s["state"] != "running" for _, s in studies):
                 return
             if fleet.workers and not fleet.workers_alive():
                 raise RuntimeError(f"every worker exited; see {fleet.log_dir}/worker-*.log")
             time.sleep(POLL_SECONDS)
+
+
+def _progress_line(
+    studies: list[tuple[dict[str, Any], dict[str, Any]]],
+    label: Callable[[dict[str, Any], dict[str, Any]], str],
+) -> str:
+    """Grids under way (started, not finished) and how many are finished."""
+    active = [
+        f"{label(e, s)} {s['trainings_done']}/{s['budget']}"
+        for e, s in studies
+        if s["state"] == "running" and s["trainings_done"] > 0
+    ]
+    finished = sum(s["state"] != "running" for _, s in studies)
+    return ", ".join([*active, f"{finished}/{len(studies)} grids finished"])
 
 
 def wait_for_report(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
