@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from studies.grids import GridName, grid_values
+from studies.machine import cpu_model
 from workers.tasks import TASKS, Task, get_task
 from workers.trainer import TrialConfig, train
 
@@ -49,17 +50,6 @@ def gemm_gflops(size: int = 1024, repeats: int = 8) -> float:
         a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def option(text: str) -> tuple[str, Any]:

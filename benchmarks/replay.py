@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from studies.bootstrap import bootstrap_replays
 from studies.grids import grid_values
+from studies.machine import cpu_model
 from studies.replay import delta_key, replay_tables
 from studies.specs import BootstrapSettings
 from studies.table import GridTable
@@ -79,17 +80,6 @@ def _cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _cpu_name() -> str:
-    """The CPU model, for reading timings across machines."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def main() -> None:
@@ -141,7 +131,7 @@ def main() -> None:
                 "seeds_per_cell": [t.seeds for t in tables],
                 "runs_per_s": round(runs / seconds, 1),
                 "cpu_seconds": round(cpu, 1),
-                "cpu": _cpu_name(),
+                "cpu": cpu_model(),
                 "load_avg_1m_before": round(load_before, 2),
                 "censored": sum(r.n_censored for t in result.tables for r in t.tuners.values()),
                 "median_cost": medians,

@@ -18,7 +18,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from service.demo import LEASE_SECONDS, find_or_submit, follow_grids
+from service.demo import LEASE_SECONDS, find_or_submit, follow_grids, stop_on_signal
 from service.local_fleet import LocalFleet, default_devices
 from studies.atlas_provenance import Session, provenance
 from studies.atlas_spec import ATLAS_SPEC, AVAGRAD_FAMILY, AtlasExperiment, AtlasSpec, load_atlas
@@ -113,16 +113,6 @@ def collect(client: httpx.Client, submitted: list[Submitted]) -> AtlasInputs:
     return inputs
 
 
-class _Stopped(KeyboardInterrupt):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise _Stopped(signum)
-
-
 def run_atlas(
     spec: AtlasSpec,
     *,
@@ -141,8 +131,8 @@ def run_atlas(
     data_dir = data_dir.resolve()
     session = Session.start(data_dir / "atlas-sessions.json")
     fleet = LocalFleet(data_dir / "logs")
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, stop_on_signal)
+    signal.signal(signal.SIGTERM, stop_on_signal)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         env = {"AVATUNE_DATA_DIR": str(data_dir), "AVATUNE_LEASE_SECONDS": str(LEASE_SECONDS)}

@@ -148,7 +148,7 @@ def save_tables(tables: list[dict[str, Any]], folder: Path) -> list[str]:
     return names
 
 
-class _Stopped(KeyboardInterrupt):
+class Stopped(KeyboardInterrupt):
     """SIGINT or SIGTERM: stop every child process, then exit 128 + the signal."""
 
     def __init__(self, signum: int) -> None:
@@ -156,8 +156,8 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise _Stopped(signum)
+def stop_on_signal(signum: int, frame: object) -> None:
+    raise Stopped(signum)
 
 
 def demo_spec(spec: str | None, quick: bool) -> ExperimentSpec:
@@ -196,8 +196,8 @@ def run_demo(
         devices = (devices * workers)[:workers] if devices[0] != "cpu" else ["cpu"] * workers
     fleet = LocalFleet(data_dir / "logs")
     started = time.monotonic()
-    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, stop_on_signal)  # also when started with SIGINT ignored
+    signal.signal(signal.SIGTERM, stop_on_signal)
     try:
         url = fleet.start_server(database_url, host, port, env)
         console.print(f"server on {url} (database {data_dir / 'avatune.db'})")

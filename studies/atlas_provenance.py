@@ -4,8 +4,6 @@ over every session of a resumed run (kept in a small JSON file beside its databa
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -13,13 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from studies.machine import machine
+
 
 @dataclass
 class SessionRecord:
     """One invocation: when it started, when its grids were complete, when it ended."""
 
     started: float
-    commit: str = "unknown"
+    commit: str = "unrecorded"
     trained: float | None = None
     ended: float | None = None
     outcome: str = "running"
@@ -94,32 +94,6 @@ def git_commit(folder: Path | None = None) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), else the platform's word."""
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def machine() -> dict[str, Any]:
-    """This machine in a few words: CPU, cores, memory, OS."""
-    memory = None
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        first = meminfo.read_text().splitlines()[0].split()
-        memory = round(int(first[1]) / 2**20, 1)
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "memory_gib": memory,
-        "system": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-    }
-
-
 def provenance(command: str, session: Session, server: str) -> dict[str, Any]:
     """The header of a long run's results: the commit(s) its sessions started from."""
     commits = list(dict.fromkeys(r.commit for r in session.records))
@@ -129,6 +103,7 @@ def provenance(command: str, session: Session, server: str) -> dict[str, Any]:
         "machine": machine(),
         "server": server,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "started": datetime.fromtimestamp(session.records[0].started, UTC).isoformat(),
         "sessions": len(session.records),
         "training_seconds": round(session.training_seconds(), 1),
     }

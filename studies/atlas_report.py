@@ -23,7 +23,7 @@ import numpy as np
 from studies.atlas_spec import AtlasSpec, spec_hash
 from studies.grid_stats import GRID_RESAMPLES, Estimate, _tunability
 from studies.objectives import objective_of
-from studies.report import build_report
+from studies.report import build_report, json_safe
 from studies.report_text import interval, number
 from studies.resample import table_resamples
 from studies.space import SearchSpace
@@ -192,16 +192,16 @@ class AtlasRow:
     optimizer: str
     grid: str
     f_star: dict[str, Any]
-    interaction: dict[str, Any] | None
-    f_interaction: float | None
-    p_interaction: float | None
-    robust_drift: dict[str, Any] | None
-    line_search_median: dict[str, Any] | None
-    line_search_worst: dict[str, Any] | None
-    cgld_gain: dict[str, Any] | None
-    costs: dict[str, dict[str, Any]]
-    coarse_costs: dict[str, dict[str, Any]]
     tunability: dict[str, dict[str, Any]]
+    interaction: dict[str, Any] | None = None
+    f_interaction: float | None = None
+    p_interaction: float | None = None
+    robust_drift: dict[str, Any] | None = None
+    line_search_median: dict[str, Any] | None = None
+    line_search_worst: dict[str, Any] | None = None
+    cgld_gain: dict[str, Any] | None = None
+    costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    coarse_costs: dict[str, dict[str, Any]] = field(default_factory=dict)
     alpha_line_cost: int | None = None
 
 
@@ -250,15 +250,6 @@ def task_rows(spec: AtlasSpec, section: TaskSection) -> list[AtlasRow]:
                     optimizer=name,
                     grid="α line",
                     f_star={"value": line.f_star.value, "ci": list(line.f_star.ci)},
-                    interaction=None,
-                    f_interaction=None,
-                    p_interaction=None,
-                    robust_drift=None,
-                    line_search_median=None,
-                    line_search_worst=None,
-                    cgld_gain=None,
-                    costs={},
-                    coarse_costs={},
                     tunability={
                         str(k): {"value": e.value, "ci": list(e.ci)}
                         for k, e in line.tunability.items()
@@ -347,7 +338,7 @@ def atlas_metrics(
                 for role, m in section.extra.items()
             },
         }
-    return _finite(
+    return json_safe(
         {
             "format": FORMAT,
             "spec_hash": spec_hash(spec),
@@ -361,16 +352,6 @@ def atlas_metrics(
             "timings": timings,
         }
     )
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _est(e: dict[str, Any] | None, digits: int = 2) -> str:

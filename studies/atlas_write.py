@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def write_atlas(
             "figure": None if figure is None else figure.name,
             "grids": atlas_diagnostics.as_json(grids),
         },
-        timings={"grids": inputs.timings},
+        timings={"grids": grid_seconds(inputs.timings, header["started"])},
     )
     write_json(out / "metrics.json", metrics)
     (out / "report.md").write_text(markdown(spec, metrics, grids))
@@ -139,16 +140,31 @@ def _deltas(spec: AtlasSpec, task: str) -> str:
     return ", ".join(f"{d:g} {unit}" for d in spec.replay.deltas_for(task))
 
 
+def grid_seconds(grids: list[dict[str, Any]], started: str) -> list[dict[str, Any]]:
+    """Each grid's wall seconds: from the previous grid's last result (in the order the grids
+    finished; the run's start for the first) to its own last result. One worker trains the
+    queue in order, so these add up to the training time; interleaved grids share it."""
+    done = sorted((g for g in grids if g.get("last_finished")), key=lambda g: g["last_finished"])
+    previous = datetime.fromisoformat(started)
+    out = []
+    for g in done:
+        end = datetime.fromisoformat(g["last_finished"])
+        if end.tzinfo is None:
+            end = end.replace(tzinfo=UTC)
+        out.append({**g, "seconds": round(max(0.0, (end - previous).total_seconds()), 1)})
+        previous = max(previous, end)
+    return out
+
+
 def _timing_lines(metrics: dict[str, Any]) -> list[str]:
-    lines = [
-        "| task | grid | trainings | first finished | last finished |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for t in metrics["timings"]["grids"]:
-        lines.append(
-            f"| {t['task']} | {t['optimizer']} | {t['trainings']} | {t['first_finished']} "
-            f"| {t['last_finished']} |"
-        )
+    grids = metrics["timings"]["grids"]
+    lines = ["| task | grid | trainings | seconds |", "| --- | --- | --- | --- |"]
+    for t in grids:
+        lines.append(f"| {t['task']} | {t['optimizer']} | {t['trainings']} | {t['seconds']:.0f} |")
+    per_task: dict[str, float] = {}
+    for t in grids:
+        per_task[t["task"]] = per_task.get(t["task"], 0.0) + t["seconds"]
+    lines += ["", "Per task: " + ", ".join(f"{k} {v:.0f} s" for k, v in per_task.items()) + "."]
     return lines
 
 

@@ -163,7 +163,7 @@ def compute_metrics(
     }
     metrics.update(_conclusion(metrics, tables, names))
     metrics["verdict"] = verdict(metrics)
-    return _json_safe(metrics)
+    return json_safe(metrics)
 
 
 def _interaction_difference(
@@ -582,11 +582,12 @@ def _ratio(ratio: dict[str, Any]) -> str:
     return ratio_text(ratio)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """JSON-ready data: NaN and ∞ as null, numpy scalars as Python numbers."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
