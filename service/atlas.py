@@ -9,6 +9,7 @@ with `--server` the grids are trained by whatever workers that server has.
 
 from __future__ import annotations
 
+import json
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from service.demo import LEASE_SECONDS, find_or_submit, follow_grids, stop_on_signal
 from service.local_fleet import LocalFleet, default_devices
@@ -157,6 +159,7 @@ def run_atlas(
         header = provenance(command, session, url if server else "local")
         report = write_atlas(spec, inputs, out_dir, header=header, processes=processes, say=_say)
         session.finish()
+        _print_times(json.loads((out_dir / "metrics.json").read_text())["timings"]["grids"])
         console.print(f"atlas report: {report} (wall {session.total_seconds():.0f} s)")
         return report
     except KeyboardInterrupt as stop:
@@ -165,6 +168,14 @@ def run_atlas(
         raise typer.Exit(128 + getattr(stop, "signum", signal.SIGINT)) from None
     finally:
         fleet.stop()
+
+
+def _print_times(grids: list[dict[str, Any]]) -> None:
+    """Per-grid wall seconds, as the report lists them."""
+    table = Table("task", "grid", "trainings", "seconds", title="grid times")
+    for g in grids:
+        table.add_row(g["task"], g["optimizer"], str(g["trainings"]), f"{g['seconds']:.0f}")
+    console.print(table)
 
 
 def _say(text: str) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from studies.atlas_report import alpha_line, cached_report, ranking, subgrid
+from studies.atlas_write import grid_seconds
 from studies.table import GridTable
 
 
@@ -92,3 +93,14 @@ def test_cached_report_reruns_only_when_tables_or_settings_change(tmp_path: Path
     assert cached_report([other], tmp_path, {"seeds": 3}, run) == {"n": 2}
     assert cached_report([other], tmp_path, {"seeds": 4}, run) == {"n": 3}
     assert len(calls) == 3
+
+
+def test_grid_seconds_split_the_wall_time_in_finishing_order() -> None:
+    grids = [
+        {"optimizer": "b", "last_finished": "2026-12-02T10:00:50+00:00"},
+        {"optimizer": "a", "last_finished": "2026-12-02T10:00:30+00:00"},
+        {"optimizer": "c", "last_finished": "2026-12-02T10:00:45"},  # naive: UTC
+        {"optimizer": "never", "last_finished": None},
+    ]
+    timed = grid_seconds(grids, "2026-12-02T10:00:00+00:00")
+    assert [(g["optimizer"], g["seconds"]) for g in timed] == [("a", 30), ("c", 15), ("b", 5)]
