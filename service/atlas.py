@@ -81,7 +81,7 @@ def grid_times(client: httpx.Client, study: dict[str, Any]) -> dict[str, Any]:
     return {
         "study": study["id"],
         "optimizer": study["optimizer"],
-        "trainings": len(page["trials"]),
+        "points": len(page["trials"]),
         "first_finished": finished[0] if finished else None,
         "last_finished": finished[-1] if finished else None,
     }
@@ -95,7 +95,10 @@ def collect(client: httpx.Client, submitted: list[Submitted]) -> AtlasInputs:
         tables = fetch_tables(client, item.body["id"])
         inputs.add_tables(item.plan.task, item.plan.role, tables)
         for study in experiment["studies"]:
-            inputs.timings.append({"task": item.plan.task, **grid_times(client, study)})
+            timing = grid_times(client, study)
+            if item.plan.role not in ("headline", "others"):
+                timing["optimizer"] += f" ({item.plan.role})"
+            inputs.timings.append({"task": item.plan.task, **timing})
             fidelity = item.plan.spec.fidelity.model_dump()
             if fidelity.get("diagnostics_every") and study["optimizer"] in AVAGRAD_FAMILY:
                 decay = next(
@@ -153,7 +156,7 @@ def run_atlas(
                     console.print(f"{len(devices)} local worker(s) on {', '.join(set(devices))}")
                 follow_grids(client, running, fleet, label=_label(submitted))
                 fleet.stop_workers()
-            session.trained()
+            session.trained(sum(len(e["studies"]) for e in running))
             console.print("every grid is complete; fetching grids and diagnostics")
             inputs = collect(client, submitted)
         header = provenance(command, session, url if server else "local")
@@ -172,9 +175,9 @@ def run_atlas(
 
 def _print_times(grids: list[dict[str, Any]]) -> None:
     """Per-grid wall seconds, as the report lists them."""
-    table = Table("task", "grid", "trainings", "seconds", title="grid times")
+    table = Table("task", "grid", "points", "seconds", title="grid times (wall)")
     for g in grids:
-        table.add_row(g["task"], g["optimizer"], str(g["trainings"]), f"{g['seconds']:.0f}")
+        table.add_row(g["task"], g["optimizer"], str(g["points"]), f"{g['seconds']:.0f}")
     console.print(table)
 
 

@@ -22,6 +22,8 @@ class SessionRecord:
     commit: str = "unrecorded"
     trained: float | None = None
     ended: float | None = None
+    #: Grids this session found unfinished and trained (None: not recorded).
+    trained_grids: int | None = None
     outcome: str = "running"
 
 
@@ -50,9 +52,10 @@ class Session:
     def _save(self) -> None:
         self.path.write_text(json.dumps([asdict(r) for r in self.records], indent=1) + "\n")
 
-    def trained(self) -> None:
-        """The grids are complete."""
+    def trained(self, grids: int) -> None:
+        """The grids are complete; this session trained `grids` of them."""
         self.records[-1].trained = time.time()
+        self.records[-1].trained_grids = grids
         self._save()
 
     def stop(self) -> None:
@@ -96,10 +99,11 @@ def git_commit(folder: Path | None = None) -> str:
 
 def provenance(command: str, session: Session, server: str) -> dict[str, Any]:
     """The header of a long run's results: the commit(s) its sessions started from."""
-    commits = list(dict.fromkeys(r.commit for r in session.records))
+    trained = [r.commit for r in session.records if r.trained_grids != 0]
     return {
         "command": command,
-        "commit": ", ".join(commits),
+        "commit": ", ".join(dict.fromkeys(trained)) or session.records[-1].commit,
+        "report_commit": session.records[-1].commit,
         "machine": machine(),
         "server": server,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

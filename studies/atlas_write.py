@@ -105,7 +105,7 @@ def _header_lines(metrics: dict[str, Any]) -> list[str]:
     m = h["machine"]
     return [
         f"- command: `{h['command']}`",
-        f"- commit: `{h['commit']}`",
+        f"- trained at commit `{h['commit']}`; this report written at `{h['report_commit']}`",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['system']}, "
         f"Python {m['python']}; server: {h['server']}",
         f"- date: {h['date']}; {h['sessions']} session(s); training {h['training_seconds']:.0f} s "
@@ -158,9 +158,12 @@ def grid_seconds(grids: list[dict[str, Any]], started: str) -> list[dict[str, An
 
 def _timing_lines(metrics: dict[str, Any]) -> list[str]:
     grids = metrics["timings"]["grids"]
-    lines = ["| task | grid | trainings | seconds |", "| --- | --- | --- | --- |"]
+    lines = [
+        "| task | grid | points (each × S seeds) | wall seconds |",
+        "| --- | --- | --- | --- |",
+    ]
     for t in grids:
-        lines.append(f"| {t['task']} | {t['optimizer']} | {t['trainings']} | {t['seconds']:.0f} |")
+        lines.append(f"| {t['task']} | {t['optimizer']} | {t['points']} | {t['seconds']:.0f} |")
     per_task: dict[str, float] = {}
     for t in grids:
         per_task[t["task"]] = per_task.get(t["task"], 0.0) + t["seconds"]
