@@ -110,4 +110,5 @@ def provenance(command: str, session: Session, server: str) -> dict[str, Any]:
         "started": datetime.fromtimestamp(session.records[0].started, UTC).isoformat(),
         "sessions": len(session.records),
         "training_seconds": round(session.training_seconds(), 1),
+        "analysis_seconds": round(session.total_seconds() - session.training_seconds(), 1),
     }
