@@ -16,10 +16,10 @@ figures of the prototype in ALGORITHMS.md (0.51 vs 0.13, 4 vs 1 decades); on the
 the three-seed mean tables give 0.50 vs 0.12, 4 vs 1 (tests/studies/fixtures/README.md).
 
 Without weight decay AvaGrad is separable only where ε ≥ 1e-3. For smaller ε its γ is set
-by the weights of the MLP whose gradient is (nearly) always zero (ReLU pairs seldom active
-together: v ≈ 0, q ≈ ε), so the first layer's steps shrink and the best α moves up one or
-two decades. L2 weight decay gives those weights the gradient λ·p, which bounds their q⁻²
-and with it their pull on γ. 2e-3 is the smallest λ of the scan at which AvaGrad's best α
+by the small-q tail of one layer: the atlas's diagnostics (docs/results/atlas) find W2
+carrying 92–99 % of Σq⁻² at ε ≤ 1e-3, with almost no weight at v = 0 in the configurations
+that train, so the zero-gradient explanation once given here does not hold in that form.
+2e-3 is the smallest λ of the scan at which AvaGrad's best α
 stays within one decade across all eleven ε columns on every seed (1e-3 gave AvaGrad
 0.19–0.25 / 1–2; at 1e-2 the best error rose from 37 % to 50 %). Adam's coupling does
 not change with λ.
