@@ -210,7 +210,7 @@ def _label(submitted: list[Submitted]) -> Any:
 
 def atlas(
     spec_path: Path = typer.Option(
-        ATLAS_SPEC, "--spec", help="The atlas protocol (default: studies/specs/atlas.yaml)."
+        None, "--spec", help="The atlas protocol [default: studies/specs/atlas.yaml]."
     ),
     server: str = typer.Option(
         None,
@@ -224,7 +224,7 @@ def atlas(
         max=64,
         help="Local workers (default: one per GPU, or one per two cores; none with --server).",
     ),
-    device: str = typer.Option(None, help="Device of the local workers: cpu, cuda, cuda:1, …"),
+    device: str = typer.Option(None, help="The local workers' device (cpu, cuda, cuda:1)."),
     host: str = typer.Option("127.0.0.1", help="Address of the local server."),
     port: int = typer.Option(8010, min=1, max=65535, help="Port of the local server."),
     data_dir: Path = typer.Option(
@@ -239,7 +239,7 @@ def atlas(
 ) -> None:
     """Run the separability atlas (tasks × optimizers) and write its report; resumable."""
     try:
-        spec = load_atlas(spec_path)
+        spec = load_atlas(spec_path or ATLAS_SPEC)
     except SpecError as error:
         console.print(f"[red]atlas[/]: {error}")
         raise typer.Exit(2) from None
