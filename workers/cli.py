@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -115,6 +116,31 @@ def worker(
 GRIDS = ("paper", "coarse")
 
 
+def _task_options(task: str, pairs: list[str]) -> dict[str, Any]:
+    """`--task-config KEY=VALUE` pairs as the task's checked options (numbers parsed)."""
+    from studies.specs import task_options
+
+    raw: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--task-config")
+        raw[key.strip()] = _number(text.strip())
+    try:
+        return task_options(task, raw)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--task-config") from None
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def grid(
     optimizer: str = typer.Option(..., help="Optimizer to tune, e.g. adam, avagrad."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the grid table (JSON)."),
@@ -133,6 +159,9 @@ def grid(
     weight_decay: float = typer.Option(
         0.0, min=0.0, help="Weight decay λ of the optimizer (L2 or decoupled, as it defines)."
     ),
+    task_config: list[str] = typer.Option(
+        [], "--task-config", help="A task option KEY=VALUE (e.g. hidden=32); repeatable."
+    ),
 ) -> None:
     """Train a whole (α, ε) grid of one optimizer on one task, locally, and write its table."""
     from studies.specs import OPTIMIZERS, TASKS
@@ -140,6 +169,7 @@ def grid(
     _known("task", task, TASKS, "--task")  # names first: torch takes seconds to load
     _known("optimizer", optimizer, OPTIMIZERS, "--optimizer")
     _known("grid", grid_name, GRIDS, "--grid")
+    options = _task_options(task, task_config)
     _device(device)
     from workers.device import resolve_device
     from workers.grid import run_grid
@@ -162,6 +192,7 @@ def grid(
             device=where,
             optimizer_settings={"weight_decay": weight_decay} if weight_decay else None,
             progress=lambda done, total: bar.update(job, completed=done, total=total),
+            task_config=options or None,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     table.save(out)

@@ -109,3 +109,24 @@ def test_grid_with_seeds_round_trips_as_version_2(tmp_path: Path) -> None:
 def test_adabelief_epsilons_are_shifted() -> None:
     assert grid_epsilons("adabelief", [1e-8, 1.0]) == [1e-16, 1e-8]
     assert grid_epsilons("adam", [1e-8, 1.0]) == [1e-8, 1.0]
+
+
+def test_task_options_reach_the_grid_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "lstm.json"
+    args = ["grid", "--task", "charlm-lstm", "--optimizer", "adam", "--grid", "coarse"]
+    tiny = ["--steps", "2", "--batch-size", "2", "--out", str(out)]
+    options = ["embedding=4", "hidden=4", "seq_len=4", "eval_windows=2"]
+    flags = [x for option in options for x in ("--task-config", option)]
+    result = runner.invoke(build_app(), [*args, *tiny, *flags])
+    assert result.exit_code == 0, result.output
+    table = GridTable.load(out)
+    assert table.fidelity["task_config"] == {
+        "embedding": 4,
+        "hidden": 4,
+        "seq_len": 4,
+        "eval_windows": 2,
+    }
+    bad = runner.invoke(build_app(), [*args, *tiny, "--task-config", "hiden=4"])
+    assert bad.exit_code == 2 and "did you mean 'hidden'" in bad.output
+    malformed = runner.invoke(build_app(), [*args, *tiny, "--task-config", "hidden"])
+    assert malformed.exit_code == 2 and "KEY=VALUE" in malformed.output
