@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ from rich.table import Table
 from service.demo import LEASE_SECONDS, find_or_submit, follow_grids, stop_on_signal
 from service.local_fleet import LocalFleet, default_devices
 from studies.atlas_provenance import Session, provenance
-from studies.atlas_spec import ATLAS_SPEC, AVAGRAD_FAMILY, AtlasExperiment, AtlasSpec, load_atlas
+from studies.atlas_spec import (
+    ATLAS_SPEC,
+    AVAGRAD_FAMILY,
+    MAIN_ROLES,
+    AtlasExperiment,
+    AtlasSpec,
+    load_atlas,
+)
 from studies.atlas_write import AtlasInputs, write_atlas
 from studies.cli_options import TOKEN
 from studies.spec_errors import SpecError
@@ -75,7 +83,7 @@ def fetch_diagnostics(client: httpx.Client, study: dict[str, Any]) -> list[dict[
 
 
 def grid_times(client: httpx.Client, study: dict[str, Any]) -> dict[str, Any]:
-    """When a grid's first and last trainings finished, and its trainings' job seconds."""
+    """When a grid's first and last trainings finished, and how many points it has."""
     page = client.get(f"/api/studies/{study['id']}/trials", params={"limit": 5000}).json()
     finished = sorted(t["finished_at"] for t in page["trials"] if t.get("finished_at"))
     return {
@@ -96,11 +104,11 @@ def collect(client: httpx.Client, submitted: list[Submitted]) -> AtlasInputs:
         inputs.add_tables(item.plan.task, item.plan.role, tables)
         for study in experiment["studies"]:
             timing = grid_times(client, study)
-            if item.plan.role not in ("headline", "others"):
+            if item.plan.role not in MAIN_ROLES:
                 timing["optimizer"] += f" ({item.plan.role})"
             inputs.timings.append({"task": item.plan.task, **timing})
-            fidelity = item.plan.spec.fidelity.model_dump()
-            if fidelity.get("diagnostics_every") and study["optimizer"] in AVAGRAD_FAMILY:
+            diagnosed = item.plan.spec.fidelity.diagnostics_every is not None
+            if diagnosed and study["optimizer"] in AVAGRAD_FAMILY:
                 decay = next(
                     o.weight_decay
                     for o in item.plan.spec.optimizers
@@ -191,10 +199,7 @@ def _devices(server: str | None, workers: int | None, device: str | None) -> lis
         return []
     if device is not None:
         return [device] * (workers or 1)
-    devices = default_devices()
-    if workers is None:
-        return devices
-    return (devices * workers)[:workers] if devices[0] != "cpu" else ["cpu"] * workers
+    return default_devices(workers)
 
 
 def _label(submitted: list[Submitted]) -> Any:
@@ -202,7 +207,7 @@ def _label(submitted: list[Submitted]) -> Any:
 
     def label(experiment: dict[str, Any], study: dict[str, Any]) -> str:
         plan = tasks[experiment["id"]]
-        suffix = "" if plan.role in ("headline", "others") else f" ({plan.role})"
+        suffix = "" if plan.role in MAIN_ROLES else f" ({plan.role})"
         return f"{plan.task} {study['optimizer']}{suffix}"
 
     return label
@@ -243,8 +248,6 @@ def atlas(
     except SpecError as error:
         console.print(f"[red]atlas[/]: {error}")
         raise typer.Exit(2) from None
-    import sys
-
     command = "avatune atlas " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "avatune atlas"
     try:
         run_atlas(

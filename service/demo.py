@@ -191,9 +191,7 @@ def run_demo(
     data_dir = data_dir.resolve()
     database_url = f"sqlite:///{data_dir / 'avatune.db'}"
     env = {"AVATUNE_DATA_DIR": str(data_dir), "AVATUNE_LEASE_SECONDS": str(LEASE_SECONDS)}
-    devices = default_devices()
-    if workers is not None:
-        devices = (devices * workers)[:workers] if devices[0] != "cpu" else ["cpu"] * workers
+    devices = default_devices(workers)
     fleet = LocalFleet(data_dir / "logs")
     started = time.monotonic()
     signal.signal(signal.SIGINT, stop_on_signal)  # also when started with SIGINT ignored

@@ -38,12 +38,14 @@ def gpu_count() -> int:
     return sum(line.startswith("GPU ") for line in listing.splitlines())
 
 
-def default_devices() -> list[str]:
-    """One worker per GPU, else one CPU worker per two cores."""
+def default_devices(count: int | None = None) -> list[str]:
+    """One worker per GPU, else one CPU worker per two cores; `count` workers when given
+    (cycling over the GPUs)."""
     gpus = gpu_count()
     if gpus:
-        return [f"cuda:{index}" for index in range(gpus)]
-    return ["cpu"] * max(1, (os.cpu_count() or 1) // 2)
+        devices = [f"cuda:{index}" for index in range(gpus)]
+        return devices if count is None else (devices * count)[:count]
+    return ["cpu"] * (max(1, (os.cpu_count() or 1) // 2) if count is None else count)
 
 
 @dataclass

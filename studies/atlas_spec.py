@@ -34,6 +34,8 @@ from studies.specs import (
 #: Optimizers whose `weight_decay` is decoupled (p ← p·(1 − lr·λ)); every other one adds λ·p
 #: to the gradient (L2), as the paper ran them.
 DECOUPLED: tuple[str, ...] = ("adamw", "avagradw")
+#: The two experiments every task has; other roles are the diagnostics' extra-λ runs.
+MAIN_ROLES: tuple[str, ...] = ("headline", "others")
 #: Optimizers the mechanism diagnostics describe (γ, v = 0, shares of Σq⁻²).
 AVAGRAD_FAMILY: tuple[str, ...] = ("avagrad", "avagradw", "delayed_adam")
 
@@ -132,7 +134,7 @@ class AtlasSpec(BaseModel):
         out = []
         for task in self.tasks:
             diagnosed = self.diagnostics is not None and task.name in self.diagnostics.tasks
-            for role, group in (("headline", self.headline), ("others", self.others)):
+            for role, group in zip(MAIN_ROLES, (self.headline, self.others), strict=True):
                 optimizers = [
                     OptimizerRef(name=o, weight_decay=self.weight_decay) for o in group.optimizers
                 ]

@@ -29,7 +29,7 @@ from studies.atlas_report import (
     task_section,
     write_json,
 )
-from studies.atlas_spec import DECOUPLED, AtlasSpec
+from studies.atlas_spec import DECOUPLED, MAIN_ROLES, AtlasSpec
 from studies.objectives import objective_of
 from studies.table import GridTable
 
@@ -51,7 +51,7 @@ class AtlasInputs:
         extra = {
             role: t
             for (name, role), t in self.tables.items()
-            if name == task and role not in ("headline", "others")
+            if name == task and role not in MAIN_ROLES
         }
         return TaskTables(task, self.tables[task, "headline"], self.tables[task, "others"], extra)
 
