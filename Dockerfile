@@ -48,6 +48,7 @@ COPY optim ./optim
 COPY studies ./studies
 COPY workers ./workers
 COPY service ./service
+COPY avatune ./avatune
 # Editable, like `make install`: `avatune serve` and `avatune db upgrade` read the
 # migrations from alembic.ini and alembic/ beside the packages, which a plain install
 # into site-packages would leave behind.

@@ -11,7 +11,7 @@ import io
 import json
 from typing import Any
 
-from service.schemas import StudyOut, TrialOut
+from studies.schemas import StudyOut, TrialOut
 
 CSV_COLUMNS = (
     "training",

@@ -15,7 +15,7 @@ from service.db import Database
 from service.errors import Unavailable
 from service.models import utcnow
 from service.repositories import experiments
-from service.schemas import ExperimentReport
+from studies.schemas import ExperimentReport
 from studies.specs import ExperimentSpec
 
 log = logging.getLogger(__name__)

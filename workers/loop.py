@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from avatune.lease_client import Rejected, ServiceClient, Stopped, Unauthorized, WrongServer
 from studies.protocol import (
     MAX_CURVE,
     Heartbeat,
@@ -44,7 +45,6 @@ from studies.protocol import (
     TrialResult,
 )
 from studies.server_url import server_url, unreachable_message
-from workers.client import Rejected, ServiceClient, Stopped, Unauthorized, WrongServer
 from workers.diagnostics import DiagnosticsRecord, wire_diagnostics
 
 if TYPE_CHECKING:  # the trainer imports torch; this module must not, until it trains

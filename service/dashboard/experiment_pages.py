@@ -25,9 +25,9 @@ from service.errors import ServiceError
 from service.models import StudyState, utcnow
 from service.repositories.experiments import get_experiment, stored_report
 from service.routes.params import ExperimentId
-from service.schemas import ExperimentOut
 from service.settings import Settings
 from studies.objectives import objective_of
+from studies.schemas import ExperimentOut
 
 router = APIRouter(include_in_schema=False)
 FINISHED = (StudyState.done, StudyState.failed, StudyState.cancelled)

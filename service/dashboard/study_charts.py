@@ -12,8 +12,8 @@ from service.dashboard import charts
 from service.dashboard.aggregate import DECIMALS
 from service.dashboard.landscape import Landscape
 from service.models import Trial, TrialState
-from service.schemas import StudyOut
 from studies.objectives import Objective, objective_of
+from studies.schemas import StudyOut
 from studies.specs import StudySpec
 
 Grid = list[list[float | None]]

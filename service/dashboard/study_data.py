@@ -14,7 +14,7 @@ from service.dashboard.landscape import Landscape
 from service.dashboard.rates import eta_seconds, study_rates
 from service.models import StudyState
 from service.repositories.studies import get_study
-from service.schemas import StudyOut
+from studies.schemas import StudyOut
 
 #: More new trials than this since the cursor: send a full snapshot instead.
 MAX_NEW = 2000

@@ -20,7 +20,7 @@ from service.models import (
     TrialState,
 )
 from service.repositories.studies import create_study, delete_study, list_studies
-from service.schemas import ExperimentOut
+from studies.schemas import ExperimentOut
 from studies.specs import ExperimentSpec, StudySpec
 from studies.table import GridTable
 

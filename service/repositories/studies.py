@@ -17,8 +17,8 @@ from service import lifecycle
 from service.db import Database
 from service.errors import Conflict, Invalid, NotFound
 from service.models import Study, StudyState, Trial, TrialState
-from service.schemas import BestTrial, StudyOut
 from service.tuning import in_flight
+from studies.schemas import BestTrial, StudyOut
 from studies.specs import StudySpec
 
 FINISHED_TRIAL_STATES = (TrialState.complete, TrialState.diverged, TrialState.failed)

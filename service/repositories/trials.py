@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Row, exists, func, select
 
 from service.errors import NotFound
 from service.models import Study, Trial
-from service.schemas import DiagnosticsPage, TrainingDiagnostics, TrialOut, TrialPage
+from studies.schemas import DiagnosticsPage, TrainingDiagnostics, TrialOut, TrialPage
 
 _COLUMNS = tuple(c for c in Trial.__table__.columns if c.name in TrialOut.model_fields)
 

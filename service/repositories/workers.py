@@ -13,8 +13,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service.db import Database
 from service.models import Trial, TrialState, Worker
-from service.schemas import WorkerOut
 from studies.protocol import LeaseRequest
+from studies.schemas import WorkerOut
 
 #: Seconds between two writes of one worker's row (per API process).
 WORKER_WRITE_SECONDS = 1.0

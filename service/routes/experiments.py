@@ -14,8 +14,8 @@ from service.deps import get_db, get_settings
 from service.models import utcnow
 from service.repositories import experiments
 from service.routes.params import ExperimentId
-from service.schemas import ExperimentOut, ExperimentReport
 from service.settings import Settings
+from studies.schemas import ExperimentOut, ExperimentReport
 from studies.specs import ExperimentSpec
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.db import Database
 from service.deps import get_db
-from service.schemas import Health
+from studies.schemas import Health
 
 router = APIRouter(tags=["health"])
 

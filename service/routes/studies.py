@@ -15,7 +15,7 @@ from service.errors import Invalid
 from service.models import StudyState, TrialState, utcnow
 from service.repositories import studies, trials
 from service.routes.params import MAX_ID, StudyId
-from service.schemas import DiagnosticsPage, StudyOut, TrialPage
+from studies.schemas import DiagnosticsPage, StudyOut, TrialPage
 from studies.specs import StudySpec
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])

@@ -10,7 +10,7 @@ from service.db import Database
 from service.deps import get_db
 from service.models import utcnow
 from service.repositories import workers
-from service.schemas import WorkerOut
+from studies.schemas import WorkerOut
 
 router = APIRouter(prefix="/api/workers", tags=["workers"])
 

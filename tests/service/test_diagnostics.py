@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from avatune.lease_client import Backoff, ServiceClient
 from studies.protocol import MAX_DIAGNOSTICS_VALUES, TrialResult
 from studies.specs import ExperimentSpec, Fidelity
 from tests.service.helpers import ThreadServer, app_for, grid_study
-from workers.client import Backoff, ServiceClient
 from workers.loop import WorkerLoop, torch_trainer
 
 MLP_LAYERS = ["W1", "b1", "W2", "b2", "W3", "b3"]

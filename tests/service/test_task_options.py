@@ -12,11 +12,11 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from avatune.lease_client import Backoff, ServiceClient
 from studies.protocol import LeaseResponse
 from studies.spec_errors import SpecError
 from studies.specs import spec_from_file
 from tests.service.helpers import ThreadServer, app_for, grid_study
-from workers.client import Backoff, ServiceClient
 from workers.loop import Outcome, ProgressFn, WorkerLoop, torch_trainer
 from workers.tasks.charlm import CharLSTM, CharLSTMModel
 

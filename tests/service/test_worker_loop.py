@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from avatune.lease_client import Backoff, ServiceClient, Unauthorized
 from studies.protocol import LeaseResponse
 from tests.service.fake_training import train as fake_train
 from tests.service.helpers import ThreadServer, app_for, grid_study, wait_until
-from workers.client import Backoff, ServiceClient, Unauthorized
 from workers.loop import Outcome, ProgressFn, WorkerLoop
 
 

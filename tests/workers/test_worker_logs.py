@@ -20,6 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from avatune.lease_client import Backoff, ServiceClient
 from studies.protocol import LeaseResponse
 from tests.service.fake_training import objective
 from tests.service.fake_training import train as fake_train
@@ -32,7 +33,6 @@ from tests.service.helpers import (
     grid_study,
     wait_until,
 )
-from workers.client import Backoff, ServiceClient
 from workers.loop import Outcome, ProgressFn, WorkerLoop
 
 WORKER = "import typer; from workers.cli import worker; typer.run(worker)"

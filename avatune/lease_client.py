@@ -1,4 +1,4 @@
-"""The worker's HTTP client of the avatune service: the lease protocol, with retries.
+"""The lease protocol over HTTP (workers and user training loops), with retries.
 
 Transport errors and 5xx answers are retried with capped exponential backoff (jittered)
 until the server answers or `stop` is set; a 409 means the lease is no longer live and is

@@ -1,0 +1,1 @@
+"""avatune's Python client: talk to a running server over HTTP (`avatune.client`)."""
