@@ -9,7 +9,7 @@ from optim.adam import StackedAdam
 from optim.avagrad import AvaGrad, AvaGradW
 from optim.delayed_adam import DelayedAdam
 from optim.fallback import PerConfigOptimizer
-from optim.registry import OPTIMIZERS, OptimizerInfo, get_optimizer, uses_eps
+from optim.registry import OPTIMIZERS, OptimizerInfo, get_optimizer, optimizer_info, uses_eps
 from optim.sgd import StackedSGD
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "StackedAdam",
     "StackedSGD",
     "get_optimizer",
+    "optimizer_info",
     "uses_eps",
 ]

@@ -1,4 +1,5 @@
-"""Stable optimizer names → constructors, for plain and stacked (batched) parameters."""
+"""Stable optimizer names → constructors, for plain and stacked (batched) parameters; any
+other optimizer by import path or plugin name (`optim.external`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from optim.adabelief import AdaBelief
 from optim.adam import StackedAdam
 from optim.avagrad import AvaGrad, AvaGradW
 from optim.delayed_adam import DelayedAdam
+from optim.external import external_info
 from optim.fallback import PerConfigOptimizer
 from optim.sgd import StackedSGD
 
@@ -173,25 +175,32 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
 }
 
 
-def uses_eps(name: str) -> bool:
+def uses_eps(name: str, eps_arg: str | None = "eps") -> bool:
     """Whether the optimizer has an ε hyperparameter (a tuning axis) at all."""
-    return _info(name).uses_eps
+    return optimizer_info(name, eps_arg).uses_eps
 
 
-def one_pass_on_cpu(name: str, settings: dict[str, Any]) -> bool:
+def one_pass_on_cpu(name: str, settings: dict[str, Any], eps_arg: str | None = "eps") -> bool:
     """Whether ``fused=True`` on CPU runs a one-pass kernel (cheap to turn on: no compiling)."""
-    kernel = _info(name).cpu_kernel
+    kernel = optimizer_info(name, eps_arg).cpu_kernel
     if kernel is None or settings.get("variant", "official") != "official":
         return False
     return kernel == "torch" or native.load(kernel) is not None
 
 
-def _info(name: str) -> OptimizerInfo:
-    try:
+def optimizer_info(name: str, eps_arg: str | None = "eps") -> OptimizerInfo:
+    """The entry of a built-in name, a plugin's name (entry point ``avatune.optimizers``) or
+    an import path ``package.module:Class`` (whose ε is the argument `eps_arg`); ValueError
+    naming the built-in ones when it names nothing."""
+    if name in OPTIMIZERS:
         return OPTIMIZERS[name]
-    except KeyError:
+    try:
+        return external_info(name, eps_arg)
+    except ValueError as error:
+        if ":" in name:
+            raise
         known = ", ".join(OPTIMIZERS)
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {known}") from None
+        raise ValueError(f"{error}; built-in optimizers: {known}") from None
 
 
 def get_optimizer(
@@ -202,15 +211,16 @@ def get_optimizer(
     *,
     stacked: bool = False,
     fused: bool = False,
+    eps_arg: str | None = "eps",
     **settings: Any,
 ) -> Any:
-    """Build optimizer `name` over `params`.
+    """Build optimizer `name` (`optimizer_info`) over `params`.
 
     With ``stacked=True`` the parameters carry a leading config dimension C and `lr`,
     `eps` (and `weight_decay`) may be tensors of shape [C]. ε is ignored by optimizers
-    that have none (sgd).
+    that have none (sgd, or `eps_arg` None).
     """
-    info = _info(name)
+    info = optimizer_info(name, eps_arg)
     lr = info.default_lr if lr is None else lr
     eps = eps if info.uses_eps else None
     if not stacked:

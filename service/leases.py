@@ -3,7 +3,9 @@
 A lease gives one worker up to K trials of one batch key (same task and fidelity) under
 one random token, until an expiry that heartbeats push back: queued trials first, then
 new points from tuner-driven studies with room for proposals in flight (`service.tuning`),
-filled across studies. Taking trials is atomic: on PostgreSQL ``SELECT … FOR UPDATE SKIP
+filled across studies. Only trials the worker can run: of studies whose task and optimizer
+it advertised, or of the one study it asked for (a user's own loop); an empty lease names
+what it should probe (`service.repositories.capabilities`). Taking trials is atomic: on PostgreSQL ``SELECT … FOR UPDATE SKIP
 LOCKED`` (concurrent leasers skip each other's rows), on SQLite one guarded ``UPDATE …
 WHERE state = 'queued'`` inside a ``BEGIN IMMEDIATE`` transaction; tuners are asked in the
 same transaction. Reports (result, failure) must present the token of a live lease — one
@@ -18,7 +20,9 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, case, func, or_, select, update
@@ -37,7 +41,7 @@ from service.models import (
     Worker,
     utcnow,
 )
-from service.repositories import studies, workers
+from service.repositories import capabilities, studies, workers
 from service.settings import Settings
 from studies.protocol import (
     Heartbeat,
@@ -72,14 +76,57 @@ _LEASE_VALUES = dict(
 )
 
 
-def _sqlite_take() -> Any:
-    """One guarded UPDATE: the oldest queued trial's batch key, then up to k of that key."""
+@dataclass(frozen=True)
+class _Only:
+    """Which restrictions of a lease request apply: to its advertised tasks, its advertised
+    optimizers, one study (each a bound parameter of the statements built for it)."""
+
+    tasks: bool = False
+    optimizers: bool = False
+    study: bool = False
+
+    @staticmethod
+    def of(request: LeaseRequest) -> _Only:
+        return _Only(
+            request.tasks is not None, request.optimizers is not None, bool(request.study_id)
+        )
+
+    def params(self, request: LeaseRequest) -> dict[str, Any]:
+        """The bound values of these restrictions."""
+        out: dict[str, Any] = {}
+        if self.tasks:
+            out["tasks"] = list(request.tasks or ())
+        if self.optimizers:
+            out["optimizers"] = list(request.optimizers or ())
+        if self.study:
+            out["study"] = request.study_id
+        return out
+
+    def clauses(self, study: Any) -> list[Any]:
+        """WHERE clauses on `study` (a Study table or alias)."""
+        out = []
+        if self.tasks:
+            out.append(study.task.in_(bindparam("tasks", expanding=True)))
+        if self.optimizers:
+            out.append(study.optimizer.in_(bindparam("optimizers", expanding=True)))
+        if self.study:
+            out.append(study.id == bindparam("study"))
+        return out
+
+
+@cache
+def _sqlite_take(only: _Only) -> Any:
+    """One guarded UPDATE: the oldest runnable trial's batch key, then up to k of that key."""
     first, first_study = aliased(Trial), aliased(Study)
     pick, pick_study = aliased(Trial), aliased(Study)
     key = (
         select(first.batch_key)
         .join(first_study, first_study.id == first.study_id)
-        .where(first.state == TrialState.queued, first_study.state == StudyState.running)
+        .where(
+            first.state == TrialState.queued,
+            first_study.state == StudyState.running,
+            *only.clauses(first_study),
+        )
         .order_by(first.id)
         .limit(1)
         .scalar_subquery()
@@ -91,6 +138,7 @@ def _sqlite_take() -> Any:
             pick.state == TrialState.queued,
             pick_study.state == StudyState.running,
             pick.batch_key == key,
+            *only.clauses(pick_study),
         )
         .order_by(pick.id)
         .limit(bindparam("k"))
@@ -103,24 +151,38 @@ def _sqlite_take() -> Any:
     )
 
 
-_SQLITE_TAKE = _sqlite_take()
 _RUNNABLE = (Trial.state == TrialState.queued, Study.state == StudyState.running)
-_PG_FIRST = (
-    select(Trial.id, Trial.batch_key)
-    .join(Study, Study.id == Trial.study_id)
-    .where(*_RUNNABLE)
-    .order_by(Trial.id)
-    .limit(1)
-    .with_for_update(skip_locked=True, of=Trial)
-)
-_PG_MORE = (
-    select(Trial.id)
-    .join(Study, Study.id == Trial.study_id)
-    .where(*_RUNNABLE, Trial.batch_key == bindparam("key"), Trial.id != bindparam("first"))
-    .order_by(Trial.id)
-    .limit(bindparam("k"))
-    .with_for_update(skip_locked=True, of=Trial)
-)
+
+
+@cache
+def _pg_first(only: _Only) -> Any:
+    return (
+        select(Trial.id, Trial.batch_key)
+        .join(Study, Study.id == Trial.study_id)
+        .where(*_RUNNABLE, *only.clauses(Study))
+        .order_by(Trial.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Trial)
+    )
+
+
+@cache
+def _pg_more(only: _Only) -> Any:
+    return (
+        select(Trial.id)
+        .join(Study, Study.id == Trial.study_id)
+        .where(
+            *_RUNNABLE,
+            *only.clauses(Study),
+            Trial.batch_key == bindparam("key"),
+            Trial.id != bindparam("first"),
+        )
+        .order_by(Trial.id)
+        .limit(bindparam("k"))
+        .with_for_update(skip_locked=True, of=Trial)
+    )
+
+
 _LEASE_IDS = (
     update(Trial)
     .where(Trial.id.in_(bindparam("ids", expanding=True)), Trial.state == TrialState.queued)
@@ -134,19 +196,23 @@ _EXPIRED = (
 )
 
 
-def _take_queued_sqlite(conn: Connection, k: int, params: dict[str, Any]) -> list[Row]:
-    return list(conn.execute(_SQLITE_TAKE, {**params, "k": k}).all())
+def _take_queued_sqlite(
+    conn: Connection, k: int, params: dict[str, Any], only: _Only, bound: dict[str, Any]
+) -> list[Row]:
+    return list(conn.execute(_sqlite_take(only), {**params, **bound, "k": k}).all())
 
 
-def _take_queued_postgres(conn: Connection, k: int, params: dict[str, Any]) -> list[Row]:
-    """Lock the oldest unlocked queued trial, then up to k − 1 more of its batch key."""
-    first = conn.execute(_PG_FIRST).first()
+def _take_queued_postgres(
+    conn: Connection, k: int, params: dict[str, Any], only: _Only, bound: dict[str, Any]
+) -> list[Row]:
+    """Lock the oldest unlocked runnable trial, then up to k − 1 more of its batch key."""
+    first = conn.execute(_pg_first(only), bound).first()
     if first is None:
         return []
     ids = [first.id]
     if k > 1:
-        more = {"key": first.batch_key, "first": first.id, "k": k - 1}
-        ids += conn.execute(_PG_MORE, more).scalars().all()
+        more = {**bound, "key": first.batch_key, "first": first.id, "k": k - 1}
+        ids += conn.execute(_pg_more(only), more).scalars().all()
     return _lease_ids(conn, ids, params)
 
 
@@ -171,11 +237,24 @@ _ASKABLE = (
 
 
 def _take_new(
-    conn: Connection, dialect: str, k: int, params: dict[str, Any], now: datetime, key: str | None
+    conn: Connection,
+    dialect: str,
+    k: int,
+    params: dict[str, Any],
+    now: datetime,
+    key: str | None,
+    request: LeaseRequest,
 ) -> list[Row]:
-    """Ask tuner-driven studies with room in flight (least recently asked first) for new
-    points of one batch key (`key`, or the first study's), filling the lease across them."""
+    """Ask tuner-driven studies this worker can run, with room in flight (least recently
+    asked first), for new points of one batch key (`key`, or the first study's), filling
+    the lease across them."""
     query = select(Study).where(*_ASKABLE)
+    if request.tasks is not None:
+        query = query.where(Study.task.in_(request.tasks))
+    if request.optimizers is not None:
+        query = query.where(Study.optimizer.in_(request.optimizers))
+    if request.study_id is not None:
+        query = query.where(Study.id == request.study_id)
     if key is not None:
         query = query.where(Study.batch_key == key)
     query = query.order_by(Study.updated_at, Study.id).limit(TUNER_STUDIES_PER_CALL)
@@ -253,16 +332,15 @@ def lease(db: Database, settings: Settings, request: LeaseRequest) -> LeaseRespo
         if time.monotonic() >= db.state.get("next_reap", 0.0):
             db.state["next_reap"] = time.monotonic() + REAP_INTERVAL
             reap_expired(conn, now, settings.max_attempts)
-        if db.dialect == "postgresql":
-            rows = _take_queued_postgres(conn, k, params)
-        else:
-            rows = _take_queued_sqlite(conn, k, params)
+        only = _Only.of(request)
+        take = _take_queued_postgres if db.dialect == "postgresql" else _take_queued_sqlite
+        rows = take(conn, k, params, only, only.params(request))
         if len(rows) < k:
             key = rows[0].batch_key if rows else None
-            rows += _take_new(conn, db.dialect, k - len(rows), params, now, key)
+            rows += _take_new(conn, db.dialect, k - len(rows), params, now, key, request)
         workers.touch(db, conn, request, now, len(rows))
         if not rows:
-            return empty
+            return empty.model_copy(update={"probe": capabilities.to_probe(conn, request)})
         specs = {sid: studies.cached_spec(db, conn, sid) for sid in {r.study_id for r in rows}}
     rows.sort(key=lambda r: r.id)
     first = specs[rows[0].study_id]

@@ -221,3 +221,5 @@ class Worker(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     leases: Mapped[int] = mapped_column(Integer, default=0)
     trials_leased: Mapped[int] = mapped_column(Integer, default=0)
+    #: What its last lease request said it can and cannot run (`studies.protocol.Capabilities`).
+    capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -19,15 +19,15 @@ from studies.space import SearchSpace
 from studies.spec_errors import SpecError, SpecIssue, read_spec_data, spec_issues
 from studies.specs import (
     OPTIMIZERS,
+    BuiltinOptimizerName,
+    BuiltinTaskName,
     ExperimentSpec,
     Fidelity,
     FiniteFloat,
     Name,
-    OptimizerName,
     OptimizerRef,
     Options,
     ReplaySettings,
-    TaskName,
     TaskRef,
 )
 
@@ -45,7 +45,7 @@ class AtlasTask(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: TaskName
+    name: BuiltinTaskName
     config: Options = Field(default_factory=dict)
     steps: Annotated[int, Field(ge=1, le=1_000_000)]
     batch_size: Annotated[int, Field(ge=1, le=65_536)]
@@ -56,7 +56,9 @@ class AtlasGroup(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    optimizers: Annotated[list[OptimizerName], Field(min_length=1, max_length=len(OPTIMIZERS))]
+    optimizers: Annotated[
+        list[BuiltinOptimizerName], Field(min_length=1, max_length=len(OPTIMIZERS))
+    ]
     space: SearchSpace
 
     @model_validator(mode="after")
@@ -78,7 +80,7 @@ class AtlasDiagnostics(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     every: Annotated[int, Field(ge=1)] = Field(description="Steps between records.")
-    tasks: list[TaskName] = Field(default_factory=list)
+    tasks: list[BuiltinTaskName] = Field(default_factory=list)
     extra_weight_decays: list[Annotated[FiniteFloat, Field(ge=0.0)]] = Field(
         default_factory=list,
         description="AvaGrad also runs at these λ on the diagnostics tasks (the others' grid).",

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from studies.plugin_names import MAX_NAME, PluginKind
 from studies.specs import Fidelity, FiniteFloat, OptimizerRef, TaskRef, text
 
 #: Points of a learning curve a result may carry.
@@ -53,8 +54,31 @@ def _scrub(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
+#: Task or optimizer names one lease request may advertise (of each kind), or list unable.
+MAX_CAPABILITIES = 512
+#: Names an empty lease may ask a worker to probe.
+MAX_PROBES = 32
+CapabilityName = text(MAX_NAME, min_length=1)
+Names = Annotated[list[CapabilityName], Field(max_length=MAX_CAPABILITIES)]
+
+
+class Capability(BaseModel):
+    """A task or optimizer, by the name a spec gives it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: PluginKind
+    name: CapabilityName
+
+
+class Unable(Capability):
+    """A task or optimizer a worker tried and cannot run, and why (shown on waiting studies)."""
+
+    error: Annotated[str, StringConstraints(max_length=500), AfterValidator(_scrub)] = ""
+
+
 class LeaseRequest(BaseModel):
-    """A worker asks for up to `max_trials` trials."""
+    """A worker asks for up to `max_trials` trials it can run."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +87,52 @@ class LeaseRequest(BaseModel):
     name: ShortText | None = None
     host: ShortText | None = None
     device: ShortText | None = Field(default=None, description="e.g. 'cuda: NVIDIA H100' or 'cpu'.")
+    study_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+        default=None,
+        description="Lease only this study's trials (a user's own training loop runs them).",
+    )
+    tasks: Names | None = Field(
+        default=None, description="Tasks this worker can run, by spec name; null: any."
+    )
+    optimizers: Names | None = Field(
+        default=None, description="Optimizers this worker can run, by spec name; null: any."
+    )
+    unable: Annotated[list[Unable], Field(max_length=MAX_CAPABILITIES)] = Field(
+        default_factory=list, description="What this worker tried and cannot run, and why."
+    )
+
+    def capabilities(self) -> Capabilities:
+        """What this request says the worker can and cannot run (the server keeps it)."""
+        return Capabilities(
+            study_id=self.study_id,
+            tasks=self.tasks,
+            optimizers=self.optimizers,
+            unable=self.unable,
+        )
+
+
+class Capabilities(BaseModel):
+    """What a worker can run, as its last lease request said: one study's trials (a user's
+    own loop), or trials whose task and optimizer it advertised (a list left null: any)."""
+
+    study_id: int | None = None
+    tasks: list[str] | None = None
+    optimizers: list[str] | None = None
+    unable: list[Unable] = Field(default_factory=list)
+
+    def can_run(self, study_id: int, task: str, optimizer: str) -> bool:
+        """Whether this worker would lease trials of that study."""
+        if self.study_id is not None:
+            return self.study_id == study_id
+        return (self.tasks is None or task in self.tasks) and (
+            self.optimizers is None or optimizer in self.optimizers
+        )
+
+    def knows(self, kind: PluginKind, name: str) -> bool:
+        """Whether this worker said it can or cannot run `name` (no need to probe it)."""
+        names = self.tasks if kind == "task" else self.optimizers
+        listed = names is None or name in names
+        return listed or any(u.kind == kind and u.name == name for u in self.unable)
 
 
 class LeasedTrial(BaseModel):
@@ -87,6 +157,11 @@ class LeaseResponse(BaseModel):
     fidelity: Fidelity | None = None
     trials: list[LeasedTrial] = Field(default_factory=list)
     retry_after: float = Field(default=0.0, description="When empty: seconds before asking again.")
+    probe: Annotated[list[Capability], Field(max_length=MAX_PROBES)] = Field(
+        default_factory=list,
+        description="When empty: what studies waiting for trainings need that this worker "
+        "neither advertised nor listed as unable; see whether it can, then ask again.",
+    )
 
 
 class Heartbeat(BaseModel):

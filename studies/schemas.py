@@ -47,6 +47,12 @@ class StudyOut(BaseModel):
     counts: dict[str, int] = Field(description="Trainings by state (repeats left out).")
     best: BestTrial | None = None
     stop_reason: str | None = None
+    waiting: str | None = Field(
+        default=None,
+        description="Why a running study's trainings are not being trained: no worker seen "
+        "lately can run its task or optimizer (and what those that tried said); None "
+        "otherwise.",
+    )
     experiment_id: int | None = None
     created_at: datetime
     updated_at: datetime

@@ -27,6 +27,14 @@ from pydantic import (
 
 from studies.deltas import DeltaKind
 from studies.objectives import objective_of
+from studies.plugin_names import (
+    MAX_NAME,
+    PLAIN_NAME,
+    PluginKind,
+    check_import_path,
+    is_import_path,
+    plugin_names,
+)
 from studies.space import SearchSpace
 from studies.spec_errors import (
     SpecError,
@@ -37,6 +45,9 @@ from studies.spec_errors import (
     unknown_name,
 )
 
+#: The task of a study trained by the user's own loop (`avatune.client`): no avatune worker
+#: runs it, and its options are free (they record the loop's settings).
+EXTERNAL_TASK = "external"
 OPTIMIZERS: tuple[str, ...] = (
     "sgd",
     "adam",
@@ -67,6 +78,7 @@ TASKS: tuple[str, ...] = (
     "charlm-lstm",
     "eq11",
     "cifar10-wrn",
+    EXTERNAL_TASK,
 )
 #: The keyword options of each task's constructor that a spec's `task.config` may set, and
 #: their types (workers.tasks builds the task with them; tests keep the two in sync).
@@ -84,6 +96,7 @@ TASK_OPTIONS: dict[str, dict[str, type]] = {
     "eq11": {},
     "cifar10-wrn": {"depth": int, "width": int},
 }
+
 #: Bounds of every integer task option (sizes and counts of a proxy model).
 TASK_OPTION_RANGE = (1, 65_536)
 TUNERS: tuple[str, ...] = ("grid", "random", "tpe", "cmaes", "gld", "cgld")
@@ -109,8 +122,31 @@ def _known(kind: str, known: tuple[str, ...]) -> AfterValidator:
     return AfterValidator(check)
 
 
-TaskName = Annotated[str, _known("task", TASKS)]
-OptimizerName = Annotated[str, _known("optimizer", OPTIMIZERS)]
+def _named(kind: PluginKind) -> AfterValidator:
+    """The form of a built-in or plugin name, or an import path; whether it names something
+    is `unknown_names`'s question (asked at submission, not of stored or leased specs)."""
+
+    def check(name: str) -> str:
+        if len(name) > MAX_NAME:
+            raise ValueError(f"a {kind} name has at most {MAX_NAME} characters, got {len(name)}")
+        if is_import_path(name):
+            return check_import_path(name)
+        if not PLAIN_NAME.match(name):
+            raise ValueError(
+                f"malformed {kind} name {name!r}: use letters, digits, '.', '_' and '-', or an "
+                "import path package.module:Class"
+            )
+        return name
+
+    return AfterValidator(check)
+
+
+#: Names a study or experiment may give (built-in, plugin, or import path).
+TaskName = Annotated[str, _named("task")]
+OptimizerName = Annotated[str, _named("optimizer")]
+#: Only the built-in ones (the atlas's protocol).
+BuiltinTaskName = Annotated[str, _known("task", tuple(t for t in TASKS if t != EXTERNAL_TASK))]
+BuiltinOptimizerName = Annotated[str, _known("optimizer", OPTIMIZERS)]
 TunerName = Annotated[str, _known("tuner", TUNERS)]
 
 
@@ -154,7 +190,9 @@ def _by_name(value: Any) -> Any:
 def task_options(task: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """`config` checked against the task's `TASK_OPTIONS` (ints for float options become
     floats); ValueError saying what to change."""
-    known = TASK_OPTIONS.get(task, {})
+    if task not in TASK_OPTIONS:  # a plugin's task (its worker checks them), or external
+        return dict(config)
+    known = TASK_OPTIONS[task]
     out: dict[str, Any] = {}
     for key, value in config.items():
         if key not in known:
@@ -216,21 +254,51 @@ def _beta(value: float) -> float:
 Beta = Annotated[float, AfterValidator(_beta)]
 
 
+#: A constructor argument's name.
+ArgName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+
+
 class OptimizerRef(BaseModel):
-    """An optimizer and its fixed settings (betas, weight decay, extra keyword options)."""
+    """An optimizer and its fixed settings (betas, weight decay, extra keyword options).
+
+    `name` is a built-in name, a plugin's (entry point `avatune.optimizers`), or the import
+    path of any `torch.optim.Optimizer` subclass, e.g. ``torch.optim:NAdam``; `eps_arg` names
+    the constructor argument that is ε there (None: it has none, and only α is searched).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: OptimizerName
+    eps_arg: ArgName | None = Field(
+        default="eps",
+        description="The constructor argument that is ε (null: the optimizer has none, only α "
+        "is searched); built-in optimizers know their own.",
+    )
     betas: tuple[Beta, Beta] | None = None
     weight_decay: Annotated[FiniteFloat, Field(ge=0.0)] | None = None
     settings: Options = Field(default_factory=dict)
 
     _shorthand = model_validator(mode="before")(_by_name)
 
+    @property
+    def builtin(self) -> bool:
+        """Whether `name` is one of avatune's own optimizers."""
+        return self.name in OPTIMIZERS
+
+    @property
+    def uses_eps(self) -> bool:
+        """Whether the optimizer has an ε to tune (sgd and `eps_arg: null` have none)."""
+        return DEFAULT_EPS[self.name] is not None if self.builtin else self.eps_arg is not None
+
     @model_validator(mode="after")
     def _no_overlap(self) -> OptimizerRef:
-        for key in ("lr", "eps", "betas", "weight_decay"):
+        if self.builtin and self.eps_arg != "eps":
+            raise ValueError(
+                f"{self.name} is built in and knows its ε; remove eps_arg (it is for "
+                "optimizers named by import path or plugin)"
+            )
+        taken = {"lr", "betas", "weight_decay"} | ({"eps"} if self.builtin else set())
+        for key in sorted(taken | ({self.eps_arg} if self.eps_arg else set())):
             if key in self.settings:
                 raise ValueError(
                     f"settings may not set {key!r}: α and ε are tuned, and betas and "
@@ -248,6 +316,18 @@ class OptimizerRef(BaseModel):
         if self.weight_decay is not None:
             out["weight_decay"] = self.weight_decay
         return out
+
+
+def unknown_name_issue(kind: PluginKind, name: str) -> str | None:
+    """Why a plain `name` names no task/optimizer here (built-in or installed plugin), with
+    the fix; None when it does, or is an import path (a worker may import it)."""
+    known = (TASKS if kind == "task" else OPTIMIZERS) + plugin_names(kind)
+    if is_import_path(name) or name in known:
+        return None
+    return (
+        f"{unknown_name(kind, name, known)}; or name a plugin's {kind} by import path "
+        "package.module:Class (or install the plugin where the server runs)"
+    )
 
 
 class Fidelity(BaseModel):
@@ -321,7 +401,7 @@ class StudySpec(BaseModel):
     @property
     def searches_eps(self) -> bool:
         """Whether ε is searched: not for optimizers that ignore it (sgd), which search α."""
-        return DEFAULT_EPS.get(self.optimizer.name, 0.0) is not None
+        return self.optimizer.uses_eps
 
     @property
     def points(self) -> int | None:
@@ -504,15 +584,38 @@ def parse_spec(data: Any) -> Spec:
     return spec_model(data).model_validate(data)
 
 
+def unknown_names(spec: Spec) -> list[SpecIssue]:
+    """Where a submitted spec's plain task or optimizer names name nothing installed here
+    (built-in or plugin); import paths are left to the workers that can import them."""
+    named: list[tuple[str, PluginKind, str]] = [("task.name", "task", spec.task.name)]
+    if isinstance(spec, StudySpec):
+        named.append(("optimizer.name", "optimizer", spec.optimizer.name))
+    else:
+        named += [
+            (f"optimizers[{i}].name", "optimizer", o.name) for i, o in enumerate(spec.optimizers)
+        ]
+    issues = []
+    for location, kind, name in named:
+        issue = unknown_name_issue(kind, name)
+        if issue is not None:
+            issues.append(SpecIssue(location, issue))
+    return issues
+
+
 def spec_from_data(data: Any, source: str = "") -> Spec:
-    """A spec from a parsed mapping; SpecError (a ValueError) with readable lines if invalid."""
+    """A spec to submit, from a parsed mapping; SpecError (a ValueError) with readable lines
+    if invalid or naming an unknown task or optimizer (`unknown_names`)."""
     try:
         model = spec_model(data)
-        return model.model_validate(data)
+        spec = model.model_validate(data)
     except ValidationError as error:
         raise SpecError(source, spec_issues(error, model)) from None
     except ValueError as error:
         raise SpecError(source, [SpecIssue("", str(error))]) from None
+    issues = unknown_names(spec)
+    if issues:
+        raise SpecError(source, issues)
+    return spec
 
 
 def spec_from_file(path: str | Path) -> Spec:

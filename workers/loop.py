@@ -48,6 +48,7 @@ from studies.server_url import server_url, unreachable_message
 from workers.diagnostics import DiagnosticsRecord, wire_diagnostics
 
 if TYPE_CHECKING:  # the trainer imports torch; this module must not, until it trains
+    from workers.capabilities import WorkerCapabilities
     from workers.trainer import TrialResult as TrainedSeed
 
 ProgressFn = Callable[[int, int], None]
@@ -152,6 +153,7 @@ def torch_trainer(device: str | None = None) -> Trainer:
                 optimizer_settings=ref.train_settings(),
                 progress=report,
                 diagnostics_every=fidelity.diagnostics_every,
+                eps_arg=ref.eps_arg,
             )
             finished_steps += last_total[0]
             for k, index in enumerate(members):
@@ -300,8 +302,11 @@ class WorkerLoop:
         device: str | None = None,
         display: Display | None = None,
         stop: threading.Event | None = None,
+        capabilities: WorkerCapabilities | None = None,
     ) -> None:
         self.client = client
+        #: What this worker advertises; None: no lists (a custom trainer runs anything).
+        self.capabilities = capabilities
         self.trainer = trainer
         self.worker_id = worker_id or default_worker_id()
         self.max_batch = max_batch
@@ -329,7 +334,7 @@ class WorkerLoop:
 
     def run(self) -> WorkerStats:
         """The loop; returns when stopped, or after one lease with `once`."""
-        request = LeaseRequest(
+        base = LeaseRequest(
             worker_id=self.worker_id,
             max_trials=self.max_batch,
             host=socket.gethostname()[:200],
@@ -338,8 +343,13 @@ class WorkerLoop:
         try:
             while not self.stop.is_set():
                 self._deliver(retry=True)
+                caps = self.capabilities
+                request = base if caps is None else caps.request(base)
                 lease = self.client.lease(request, retry=not self.once)  # --once: fail fast
                 if not lease.trials:
+                    if caps is not None and not all(caps.knows(p) for p in lease.probe):
+                        caps.probe(lease.probe)  # then ask again at once
+                        continue
                     if self.once:
                         log.info("no trial to run")
                         break
@@ -535,6 +545,7 @@ def run_worker(
     refused token, 130 after SIGINT (ValueError on a malformed `server`, before torch loads).
     """
     server = server_url(server)
+    capabilities = None  # a custom trainer advertises no lists: it runs anything
     if train_function:
         try:
             trainer, described = load_trainer(train_function), device or "custom"
@@ -548,6 +559,9 @@ def run_worker(
             log.error("--device: %s", error)
             raise SystemExit(2) from None
         trainer = torch_trainer(device)
+        from workers.capabilities import WorkerCapabilities
+
+        capabilities = WorkerCapabilities.discover()
     # Progress bars only on a terminal: under nohup or a supervisor, plain log lines.
     display = None if quiet or not sys.stderr.isatty() else Display()
 
@@ -556,7 +570,13 @@ def run_worker(
 
     client = ServiceClient(server, token, on_retry=retrying)
     loop = WorkerLoop(
-        client, trainer, max_batch=max_batch, once=once, device=described, display=display
+        client,
+        trainer,
+        max_batch=max_batch,
+        once=once,
+        device=described,
+        display=display,
+        capabilities=capabilities,
     )
     loop.install_signal_handlers()
     started = {"worker": loop.worker_id, "device": described, "server": server}

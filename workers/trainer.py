@@ -79,6 +79,8 @@ class _Run:
     dtype: torch.dtype
     settings: dict[str, Any]
     diagnostics_every: int | None = None
+    #: The optimizer's constructor argument that is ε (import paths and plugins).
+    eps_arg: str | None = "eps"
 
 
 @dataclass(frozen=True)
@@ -115,19 +117,30 @@ def _optimizer(
 ) -> tuple[Any, Tensor | float]:
     """The optimizer over the model's parameters, and the base learning rate(s)."""
     settings = {**run.task.optimizer_defaults(run.optimizer), **run.settings}
-    one_pass = run.device.type == "cpu" and one_pass_on_cpu(run.optimizer, settings)
+    one_pass = run.device.type == "cpu" and one_pass_on_cpu(run.optimizer, settings, run.eps_arg)
     settings.setdefault("fused", one_pass)  # an explicit setting wins
     configs = [run.configs[i] for i in members]
     if not model.stacked:
         lr = configs[0].lr
         return get_optimizer(
-            run.optimizer, model.parameters, lr=lr, eps=configs[0].eps, **settings
+            run.optimizer,
+            model.parameters,
+            lr=lr,
+            eps=configs[0].eps,
+            eps_arg=run.eps_arg,
+            **settings,
         ), lr
     like = dict(dtype=run.dtype, device=run.device)
     lr = torch.tensor([c.lr for c in configs], **like)
     eps = torch.tensor([c.eps for c in configs], **like)
     return get_optimizer(
-        run.optimizer, model.parameters, lr=lr, eps=eps, stacked=True, **settings
+        run.optimizer,
+        model.parameters,
+        lr=lr,
+        eps=eps,
+        stacked=True,
+        eps_arg=run.eps_arg,
+        **settings,
     ), lr
 
 
@@ -231,6 +244,7 @@ def train(
     dtype: torch.dtype = torch.float32,
     max_batch: int | None = None,
     diagnostics_every: int | None = None,
+    eps_arg: str | None = "eps",
 ) -> list[TrialResult]:
     """Train every trial of `configs` on `task` with `optimizer`; results in the same order.
 
@@ -240,9 +254,11 @@ def train(
     is called from this thread. Deterministic for given seeds.
     `diagnostics_every` = N records the AvaGrad family's mechanism diagnostics before steps
     N, 2N, … (`optim.diagnostics`; other optimizers record none); off (None) costs nothing.
+    `optimizer` may be an import path or plugin name (`optim.optimizer_info`), whose ε is the
+    constructor argument `eps_arg`.
     """
     spec = task if isinstance(task, Task) else get_task(task)
-    uses_eps(optimizer)  # raises ValueError naming the known optimizers
+    uses_eps(optimizer, eps_arg)  # raises ValueError naming the known optimizers
     configs = tuple(configs)
     steps = spec.default_steps if steps is None else steps
     batch_size = spec.default_batch_size if batch_size is None else batch_size
@@ -271,6 +287,7 @@ def train(
         dtype,
         dict(optimizer_settings or {}),
         diagnostics_every,
+        eps_arg,
     )
     keep_freed_memory()
     spec.prepare(where, dtype)

@@ -21,14 +21,18 @@ from service.models import (
 )
 from service.repositories.studies import create_study, delete_study, list_studies
 from studies.schemas import ExperimentOut
-from studies.specs import ExperimentSpec, StudySpec
+from studies.specs import ExperimentSpec, StudySpec, unknown_names
 from studies.table import GridTable
 
 log = logging.getLogger("avatune.experiments")
 
 
 def create_experiment(conn: Connection, spec: ExperimentSpec, now: datetime) -> int:
-    """Insert an experiment and queue one full grid study per optimizer."""
+    """Insert an experiment and queue one full grid study per optimizer (ValueError, a 422,
+    when a plain task or optimizer name names nothing installed here)."""
+    issues = unknown_names(spec)
+    if issues:
+        raise ValueError("; ".join(str(issue) for issue in issues))
     experiment_id = conn.execute(
         Experiment.__table__.insert()
         .values(

@@ -16,10 +16,11 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from service import lifecycle
 from service.db import Database
 from service.errors import Conflict, Invalid, NotFound
-from service.models import Study, StudyState, Trial, TrialState
+from service.models import Study, StudyState, Trial, TrialState, utcnow
+from service.repositories import capabilities
 from service.tuning import in_flight
 from studies.schemas import BestTrial, StudyOut
-from studies.specs import StudySpec
+from studies.specs import StudySpec, unknown_names
 
 FINISHED_TRIAL_STATES = (TrialState.complete, TrialState.diverged, TrialState.failed)
 log = logging.getLogger("avatune.studies")
@@ -40,7 +41,13 @@ def batch_key(spec: StudySpec) -> str:
 def create_study(
     conn: Connection, spec: StudySpec, now: datetime, experiment_id: int | None = None
 ) -> int:
-    """Insert a study (its seed fixed now) and, for the grid tuner, queue its points."""
+    """Insert a study (its seed fixed now) and, for the grid tuner, queue its points.
+
+    ValueError (a 422) when a plain task or optimizer name names nothing installed here.
+    """
+    issues = unknown_names(spec)
+    if issues:
+        raise ValueError("; ".join(str(issue) for issue in issues))
     seed = spec.tuner.seed if spec.tuner.seed is not None else secrets.randbelow(2**31 - 1)
     spec = spec.model_copy(update={"tuner": spec.tuner.model_copy(update={"seed": seed})})
     limit = in_flight(spec, seed)  # a bad tuner config is the user's to fix: ValueError → 422
@@ -171,6 +178,7 @@ def _outs(conn: Connection, rows: list[Row]) -> list[StudyOut]:
         if best_ids
         else {}
     )
+    reasons = _waiting(conn, rows, counts)
     outs = []
     for r in rows:
         point = points.get(r.best_trial_id)
@@ -200,6 +208,7 @@ def _outs(conn: Connection, rows: list[Row]) -> list[StudyOut]:
                 counts=counts[r.id],
                 best=best,
                 stop_reason=r.stop_reason,
+                waiting=reasons.get(r.id),
                 experiment_id=r.experiment_id,
                 created_at=r.created_at,
                 updated_at=r.updated_at,
@@ -208,6 +217,27 @@ def _outs(conn: Connection, rows: list[Row]) -> list[StudyOut]:
             )
         )
     return outs
+
+
+def _waiting(
+    conn: Connection, rows: list[Row], counts: dict[int, dict[str, int]]
+) -> dict[int, str]:
+    """Why each running study with trainings to hand out, none of them leased, waits."""
+    needs = [
+        capabilities.Need(r.id, r.task, r.optimizer)
+        for r in rows
+        if r.state == StudyState.running
+        and not counts[r.id].get(TrialState.leased)
+        and (
+            counts[r.id].get(TrialState.queued)
+            or (r.tuner != "grid" and r.n_trained < r.budget and r.stop_reason is None)
+        )
+    ]
+    if not needs:
+        return {}
+    live = capabilities.live_workers(conn, utcnow())
+    reasons = {need.study_id: capabilities.waiting_reason(need, live) for need in needs}
+    return {study_id: reason for study_id, reason in reasons.items() if reason is not None}
 
 
 def get_study(conn: Connection, study_id: int) -> StudyOut:

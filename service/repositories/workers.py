@@ -27,6 +27,7 @@ def _upsert_worker(insert: Any) -> Any:
         name=bindparam("name"),
         host=bindparam("host"),
         device=bindparam("device"),
+        capabilities=bindparam("capabilities"),
         first_seen=_NOW,
         last_seen=_NOW,
         leases=bindparam("leases"),
@@ -38,6 +39,7 @@ def _upsert_worker(insert: Any) -> Any:
             name=stmt.excluded.name,
             host=stmt.excluded.host,
             device=stmt.excluded.device,
+            capabilities=stmt.excluded.capabilities,
             last_seen=stmt.excluded.last_seen,
             leases=Worker.leases + stmt.excluded.leases,
             trials_leased=Worker.trials_leased + stmt.excluded.trials_leased,
@@ -49,8 +51,8 @@ _UPSERT_WORKER = {"postgresql": _upsert_worker(pg_insert), "sqlite": _upsert_wor
 
 
 def touch(db: Database, conn: Connection, request: LeaseRequest, now: datetime, n: int) -> None:
-    """Record that a worker leased `n` trials: its row is written at most once a second per
-    API process (its lease counts add up in memory meanwhile)."""
+    """Record that a worker leased `n` trials, and what it can run: its row is written at
+    most once a second per API process (its lease counts add up in memory meanwhile)."""
     book = db.state.setdefault("workers", {})
     entry = book.setdefault(request.worker_id, [0, 0, 0.0])  # leases, trials, next write
     entry[0] += 1 if n else 0
@@ -64,6 +66,7 @@ def touch(db: Database, conn: Connection, request: LeaseRequest, now: datetime, 
             "name": request.name,
             "host": request.host,
             "device": request.device,
+            "capabilities": request.capabilities().model_dump(mode="json"),
             "now": now,
             "leases": entry[0],
             "n": entry[1],

@@ -11,6 +11,7 @@ from service import reports
 from service.auth import require_token
 from service.db import Database
 from service.deps import get_db, get_settings
+from service.errors import Invalid
 from service.models import utcnow
 from service.repositories import experiments
 from service.routes.params import ExperimentId
@@ -26,9 +27,12 @@ AUTH = [Depends(require_token)]
 @router.post("", status_code=201, dependencies=AUTH)
 def create_experiment(spec: ExperimentSpec, db: Db) -> ExperimentOut:
     """Submit an experiment: a grid study per optimizer, all queued at once."""
-    with db.write() as conn:
-        experiment_id = experiments.create_experiment(conn, spec, utcnow())
-        return experiments.get_experiment(conn, experiment_id)
+    try:
+        with db.write() as conn:
+            experiment_id = experiments.create_experiment(conn, spec, utcnow())
+            return experiments.get_experiment(conn, experiment_id)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
 
 
 @router.get("")

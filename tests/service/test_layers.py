@@ -42,10 +42,10 @@ def test_the_running_server_loads_no_torch() -> None:
 def test_known_names_match_the_registries() -> None:
     """studies.specs keeps the names as constants (the server imports no torch): in sync."""
     from optim.registry import OPTIMIZERS as OPTIM_REGISTRY
-    from studies.specs import OPTIMIZERS, TASKS, TUNERS
+    from studies.specs import EXTERNAL_TASK, OPTIMIZERS, TASKS, TUNERS
     from studies.tuners import TUNERS as TUNER_REGISTRY
     from workers.tasks import TASKS as TASK_REGISTRY
 
     assert set(OPTIMIZERS) == set(OPTIM_REGISTRY)
-    assert set(TASKS) == set(TASK_REGISTRY)
+    assert set(TASKS) == set(TASK_REGISTRY) | {EXTERNAL_TASK}  # no worker runs external
     assert set(TUNERS) == set(TUNER_REGISTRY)

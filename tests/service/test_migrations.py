@@ -11,7 +11,7 @@ from service.db import make_engine
 from service.migrations import alembic_config, current, upgrade
 from service.models import SEED_COLUMNS, Base
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _matches_models(engine: Engine) -> None:
@@ -88,6 +88,28 @@ def test_0004_adds_the_diagnostics_column_and_downgrades(database_url: str) -> N
                 assert "AUTOINCREMENT" in sql.scalar_one()
         upgrade(engine=engine)
         assert current(engine) == HEAD and "seed_diagnostics" in _trial_columns(engine)
+        _matches_models(engine)
+    finally:
+        engine.dispose()
+
+
+def test_0005_adds_the_worker_capabilities_and_downgrades(database_url: str) -> None:
+    """0005 adds workers.capabilities (NULL on stored workers); its downgrade drops only it."""
+    engine = make_engine(database_url)
+    config = alembic_config()
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns("workers")}
+
+    try:
+        assert "capabilities" in columns()
+        with engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0004")
+            conn.commit()
+        assert "capabilities" not in columns() and {"id", "last_seen", "leases"} <= columns()
+        upgrade(engine=engine)
+        assert current(engine) == HEAD and "capabilities" in columns()
         _matches_models(engine)
     finally:
         engine.dispose()

@@ -43,7 +43,7 @@ def test_one_shared_instance_per_options() -> None:
         ("charlm-lstm", {"hidden": 8.5}, "must be an integer"),
         ("charlm-lstm", {"hidden": 0}, "between 1 and"),
         ("mnist1d-mlp", {"hidden": 8}, "takes no options"),
-        ("mnist2d", {}, "choose one of"),
+        ("mnist2d", {}, "built-in tasks: mnist1d-mlp"),
     ],
 )
 def test_bad_options_are_refused(name: str, config: dict, message: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from studies.specs import task_options
@@ -12,6 +12,7 @@ from workers.tasks.charlm import CharLSTM
 from workers.tasks.cifar import CifarWRN
 from workers.tasks.cnn import MnistCNN
 from workers.tasks.eq11 import Eq11
+from workers.tasks.external import external_options, external_task
 from workers.tasks.mlp import MnistMLP
 from workers.tasks.resnet import MnistResNet
 
@@ -26,18 +27,21 @@ _LOCK = threading.Lock()
 
 
 def get_task(name: str, config: Mapping[str, Any] | None = None) -> Task:
-    """The task `name` built with options `config` (`studies.specs.TASK_OPTIONS`), one shared
-    instance per (name, options) so its data loads once; ValueError on an unknown name or
-    option, naming the known ones."""
+    """The task `name` built with options `config`, one shared instance per (name, options)
+    so its data loads once. `name` is a built-in task (options: `studies.specs.TASK_OPTIONS`),
+    a plugin's (entry point ``avatune.tasks``) or an import path ``package.module:Class``
+    (`workers.tasks.external`); ValueError on an unknown name or option, naming the known ones."""
     cls = TASK_TYPES.get(name)
-    if cls is None:
-        known = ", ".join(TASK_TYPES)
-        raise ValueError(f"unknown task {name!r}; choose one of: {known}")
-    options = task_options(name, config or {})
+    if cls is not None:
+        options = task_options(name, config or {})
+        build: Callable[..., Task] = cls
+    else:
+        build = external_task(name)
+        options = external_options(name, build, config or {})
     key = (name, tuple(sorted(options.items())))
     with _LOCK:
         if key not in _BUILT:
-            _BUILT[key] = cls(**options)
+            _BUILT[key] = build(**options)
         return _BUILT[key]
 
 
