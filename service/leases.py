@@ -5,8 +5,9 @@ one random token, until an expiry that heartbeats push back: queued trials first
 new points from tuner-driven studies with room for proposals in flight (`service.tuning`),
 filled across studies. Only trials the worker can run: of studies whose task and optimizer
 it advertised, or of the one study it asked for (a user's own loop); an empty lease names
-what it should probe (`service.repositories.capabilities`). Taking trials is atomic: on PostgreSQL ``SELECT … FOR UPDATE SKIP
-LOCKED`` (concurrent leasers skip each other's rows), on SQLite one guarded ``UPDATE …
+what it should probe (`service.repositories.capabilities`). Taking trials is atomic: on
+PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED`` (concurrent leasers skip each other's
+rows), on SQLite one guarded ``UPDATE …
 WHERE state = 'queued'`` inside a ``BEGIN IMMEDIATE`` transaction; tuners are asked in the
 same transaction. Reports (result, failure) must present the token of a live lease — one
 guarded UPDATE checks state, token and expiry at once (tokens are 192 random bits) —

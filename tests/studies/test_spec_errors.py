@@ -41,7 +41,10 @@ def issues(data: Any) -> list[str]:
             "space.alpha: expected {low, high}, e.g. alpha: {low: 1e-4, high: 1e-1}",
         ),
         ({"space": {"alphas": 3, "epsilons": [1.0]}}, "space.alphas: expected a list, e.g."),
-        ({"optimizer": 3}, "optimizer: expected {name, eps_arg, betas, weight_decay, settings}, e.g."),
+        (
+            {"optimizer": 3},
+            "optimizer: expected {name, eps_arg, betas, weight_decay, settings}, e.g.",
+        ),
         ({"optimizer": "adm"}, "optimizer.name: unknown optimizer 'adm'; did you mean 'adam'?"),
         ({"task": "mnist1d-mpl"}, "did you mean 'mnist1d-mlp'?"),
         ({"tuner": {"name": "tpe", "config": {"x": [1]}}}, "tuner.config.x: expected a single"),
