@@ -8,6 +8,7 @@ prints it with the dashboard's URL; then serves the dashboard until Ctrl-C.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -143,7 +144,7 @@ def save_tables(tables: list[dict[str, Any]], folder: Path) -> list[str]:
     names = []
     for data in tables:
         table = GridTable.model_validate(data)
-        names.append(f"{table.optimizer}.json")
+        names.append(f"{re.sub(r'[^A-Za-z0-9._-]', '-', table.optimizer)}.json")  # a path
         table.save(folder / names[-1])
     return names
 
