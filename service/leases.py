@@ -4,8 +4,8 @@ A lease gives one worker up to K trials of one batch key (same task and fidelity
 one random token, until an expiry that heartbeats push back: queued trials first, then
 new points from tuner-driven studies with room for proposals in flight (`service.tuning`),
 filled across studies. Only trials the worker can run: of studies whose task and optimizer
-it advertised, or of the one study it asked for (a user's own loop); an empty lease names
-what it should probe (`service.repositories.capabilities`). Taking trials is atomic: on
+it advertised, or of the one study it asked for (a user's own loop); every lease names
+what else it should probe (`service.repositories.capabilities`). Taking trials is atomic: on
 PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED`` (concurrent leasers skip each other's
 rows), on SQLite one guarded ``UPDATE …
 WHERE state = 'queued'`` inside a ``BEGIN IMMEDIATE`` transaction; tuners are asked in the
@@ -340,8 +340,9 @@ def lease(db: Database, settings: Settings, request: LeaseRequest) -> LeaseRespo
             key = rows[0].batch_key if rows else None
             rows += _take_new(conn, db.dialect, k - len(rows), params, now, key, request)
         workers.touch(db, conn, request, now, len(rows))
+        probe = capabilities.to_probe(db, conn, request)
         if not rows:
-            return empty.model_copy(update={"probe": capabilities.to_probe(conn, request)})
+            return empty.model_copy(update={"probe": probe})
         specs = {sid: studies.cached_spec(db, conn, sid) for sid in {r.study_id for r in rows}}
     rows.sort(key=lambda r: r.id)
     first = specs[rows[0].study_id]
@@ -363,6 +364,7 @@ def lease(db: Database, settings: Settings, request: LeaseRequest) -> LeaseRespo
             )
             for r in rows
         ],
+        probe=probe,
     )
 
 

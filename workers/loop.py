@@ -346,10 +346,12 @@ class WorkerLoop:
                 caps = self.capabilities
                 request = base if caps is None else caps.request(base)
                 lease = self.client.lease(request, retry=not self.once)  # --once: fail fast
+                new = caps is not None and not all(caps.knows(p) for p in lease.probe)
+                if caps is not None and new:
+                    caps.probe(lease.probe)  # the next request advertises what imports
                 if not lease.trials:
-                    if caps is not None and not all(caps.knows(p) for p in lease.probe):
-                        caps.probe(lease.probe)  # then ask again at once
-                        continue
+                    if new:
+                        continue  # ask again at once
                     if self.once:
                         log.info("no trial to run")
                         break

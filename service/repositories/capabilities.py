@@ -2,18 +2,20 @@
 
 A worker advertises the tasks and optimizers it can run with each lease request; the server
 hands it only trials of those (`service.leases`). What running studies need and a worker
-has not yet said it can or cannot run comes back on an empty lease for it to probe. A
+has not yet said it can or cannot run comes back with every lease, for it to probe. A
 running study that no worker seen lately can run says why on its page and in the API.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select
 
+from service.db import Database
 from service.models import Study, StudyState, Worker
 from studies.plugin_names import PluginKind
 from studies.protocol import MAX_PROBES, Capabilities, Capability, LeaseRequest
@@ -21,25 +23,38 @@ from studies.specs import EXTERNAL_TASK
 
 #: A worker seen this recently counts as available.
 LIVE_SECONDS = 600.0
+#: Seconds an API process reuses its list of what running studies need.
+NAMES_SECONDS = 1.0
 
 
-def to_probe(conn: Connection, request: LeaseRequest) -> list[Capability]:
+def to_probe(db: Database, conn: Connection, request: LeaseRequest) -> list[Capability]:
     """The tasks and optimizers of running studies that this worker neither advertised nor
     listed as unable (none for a worker that advertises no lists, or leases one study)."""
     if request.study_id is not None or (request.tasks is None and request.optimizers is None):
         return []
     said = request.capabilities()
+    wanted: dict[Capability, None] = {}
+    for task, optimizer in _running_names(db, conn):
+        for kind, name in (("task", task), ("optimizer", optimizer)):
+            if not said.knows(kind, name):
+                wanted[Capability(kind=kind, name=name)] = None
+    return list(wanted)[:MAX_PROBES]
+
+
+def _running_names(db: Database, conn: Connection) -> list[tuple[str, str]]:
+    """The (task, optimizer) of running studies, read at most every `NAMES_SECONDS` per API
+    process (every lease asks)."""
+    cached = db.state.get("running_names")
+    if cached is not None and time.monotonic() < cached[0]:
+        return cached[1]
     rows = conn.execute(
         select(Study.task, Study.optimizer)
         .where(Study.state == StudyState.running, Study.task != EXTERNAL_TASK)
         .distinct()
     ).all()
-    wanted: dict[Capability, None] = {}
-    for row in rows:
-        for kind, name in (("task", row.task), ("optimizer", row.optimizer)):
-            if not said.knows(kind, name):
-                wanted[Capability(kind=kind, name=name)] = None
-    return list(wanted)[:MAX_PROBES]
+    names = [(r.task, r.optimizer) for r in rows]
+    db.state["running_names"] = (time.monotonic() + NAMES_SECONDS, names)
+    return names
 
 
 @dataclass(frozen=True)

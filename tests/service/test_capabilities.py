@@ -50,6 +50,7 @@ def test_a_worker_leases_only_what_it_advertised_and_is_asked_to_probe_the_rest(
     lists = {"tasks": BUILTIN_TASKS, "optimizers": ["adam"]}
     first = lease(client, **lists)
     assert {t["study_id"] for t in first["trials"]} == {adam["id"]} and len(first["trials"]) == 4
+    assert first["probe"] == [{"kind": "optimizer", "name": NADAM}]  # asked while it is busy
     empty = lease(client, **lists)
     assert empty["trials"] == [] and empty["probe"] == [{"kind": "optimizer", "name": NADAM}]
     unable = [{"kind": "optimizer", "name": NADAM, "error": "ImportError: no"}]
