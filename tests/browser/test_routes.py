@@ -62,6 +62,13 @@ def test_study_page_html_holds_aggregates_not_trials(client: TestClient) -> None
     assert page.headers["cache-control"] == "no-store"
 
 
+def test_a_study_no_worker_can_run_says_why_on_its_page(client: TestClient) -> None:
+    waiting = client.get("/studies/1")
+    assert 'id="waiting"' in waiting.text and "none has asked for trials" in waiting.text
+    assert drive(client) == 12
+    assert 'id="waiting"' not in client.get("/studies/1").text
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [
