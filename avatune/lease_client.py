@@ -16,6 +16,7 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel
 
+from avatune import errors
 from studies.protocol import (
     Heartbeat,
     HeartbeatAck,
@@ -29,19 +30,19 @@ from studies.server_url import ROUTE_MISS_STATUSES, is_route_miss, not_avatune_m
 M = TypeVar("M", bound=BaseModel)
 
 
-class Stopped(Exception):
+class Stopped(errors.AvatuneError):
     """The caller asked to stop while the server was unreachable."""
 
 
-class Unauthorized(Exception):
+class Unauthorized(errors.Unauthorized):
     """The server refused the token (401/403): retrying cannot help."""
 
 
-class Rejected(Exception):
+class Rejected(errors.ApiError):
     """The server refused the request as invalid (4xx other than 409)."""
 
 
-class WrongServer(Exception):
+class WrongServer(errors.NotAvatuneServer):
     """What answers at the URL is not avatune's API (a route miss): retrying cannot help."""
 
 
@@ -119,11 +120,11 @@ class ServiceClient:
         if response.status_code == 409:
             return None
         if response.status_code in (401, 403):
-            raise Unauthorized(_detail(response))
+            raise Unauthorized(response.status_code, _detail(response), path)
         if is_route_miss(response.status_code, _route_detail(response)):
             raise WrongServer(not_avatune_message(self.url, path, response.status_code))
         if response.status_code >= 400:
-            raise Rejected(f"{response.status_code} on {path}: {_detail(response)}")
+            raise Rejected(response.status_code, _detail(response), path)
         return response
 
     def lease(self, request: LeaseRequest, *, retry: bool = True) -> LeaseResponse:
@@ -157,8 +158,7 @@ def _route_detail(response: httpx.Response) -> object:
         return None
 
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("detail", response.text))[:500]
-    except (ValueError, AttributeError):
-        return response.text[:500]
+def _detail(response: httpx.Response) -> object:
+    """The JSON `detail` of a refusal (a string, or a 422's list of issues), else its text."""
+    detail = _route_detail(response)
+    return response.text[:500] if detail is None else detail

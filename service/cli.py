@@ -1,12 +1,15 @@
 """The server's commands: `avatune serve`, `avatune db upgrade`, and thin HTTP clients
 (`avatune study create/list/show`; pause, resume, cancel, delete and `avatune experiment …`
-are in `service.control_cli`)."""
+are in `service.control_cli`), which call the server through `avatune.client.Client`."""
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +18,10 @@ from rich.table import Table
 from studies.cli import note_interrupt
 from studies.cli_options import LOG_FORMAT, LOG_LEVEL, SERVER, TOKEN
 from studies.log_setup import LogFormat, LogLevel, configure_logging
+
+if TYPE_CHECKING:  # the client loads with the commands that use it
+    from avatune.client import Client
+    from studies.schemas import StudyOut
 
 console = Console()
 err = Console(stderr=True)
@@ -152,75 +159,46 @@ def _migrate(url: str, revision: str = "head") -> None:
         raise _fail(connection_error_message(url, error), 1) from None
 
 
-def _client(server: str, token: str | None) -> Any:
-    """An HTTP client of the server at `server` (BadParameter, exit 2, on a malformed URL)."""
-    import httpx
-
-    from studies.server_url import server_url
+def _client(server: str, token: str | None) -> Client:
+    """A client of the server at `server` (BadParameter, exit 2, on a malformed URL)."""
+    from avatune.client import Client
 
     try:
-        base = server_url(server)
+        return Client(server, token)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--server") from None
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=base, headers=headers, timeout=60)
 
 
-def _call(server: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
-    """One request; exit 1 with what to do when the server is unreachable or refuses."""
-    import httpx
-
-    from studies.server_url import is_route_miss, not_avatune_message, unreachable_message
+@contextmanager
+def connected(server: str, token: str | None) -> Iterator[Client]:
+    """A client for the block; exit 1 with one line saying what to do when the server is
+    unreachable, is not avatune, or refuses (its status and message)."""
+    from avatune.errors import AvatuneError
 
     client = _client(server, token)
     try:
         with client:
-            response = client.request(method, path, **kwargs)
-    except httpx.TransportError as error:
-        raise _fail(unreachable_message(str(client.base_url).rstrip("/"), str(error)), 1) from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except (ValueError, AttributeError):
-            detail = None
-        base = str(client.base_url).rstrip("/")
-        if is_route_miss(response.status_code, detail):
-            raise _fail(not_avatune_message(base, path, response.status_code), 1)
-        shown = response.text[:500] if detail is None else _readable_detail(detail)
-        raise _fail(f"{response.status_code}: {shown}", 1)
-    return response.json() if response.content else None
+            yield client
+    except AvatuneError as error:
+        raise _fail(str(error), 1) from None
 
 
-def _readable_detail(detail: Any) -> str:
-    """An error body's `detail`: a string as is, a validation list as one line per error."""
-    if not isinstance(detail, list):
-        return str(detail)
-    lines = []
-    for item in detail:
-        if isinstance(item, dict):
-            loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
-            lines.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
-        else:
-            lines.append(str(item))
-    return "\n".join(lines)
-
-
-def _study_table(studies: list[dict[str, Any]]) -> Table:
+def _study_table(studies: list[StudyOut]) -> Table:
     table = Table()
     for column in ("id", "name", "state", "optimizer", "tuner", "trainings", "best", "α*", "ε*"):
         table.add_column(column, justify="left" if column in ("name", "state") else "right")
     for s in studies:
-        best = s.get("best") or {}
+        best = s.best
         table.add_row(
-            str(s["id"]),
-            s["name"],
-            s["state"],
-            s["optimizer"],
-            s["tuner"],
-            f"{s['trainings_done']}/{s['budget']}",
-            f"{best['value']:.4g}" if best else "–",
-            f"{best['alpha']:.3g}" if best else "–",
-            f"{best['eps']:.3g}" if best else "–",
+            str(s.id),
+            s.name,
+            s.state,
+            s.optimizer,
+            s.tuner,
+            f"{s.trainings_done}/{s.budget}",
+            f"{best.value:.4g}" if best else "–",
+            f"{best.alpha:.3g}" if best else "–",
+            f"{best.eps:.3g}" if best else "–",
         )
     return table
 
@@ -232,29 +210,20 @@ def study_create(
     token: str = TOKEN,
 ) -> None:
     """Submit a study (or an experiment: a spec with `kind: experiment`)."""
-    from studies.specs import ExperimentSpec, SpecError, spec_from_file
+    from studies.schemas import ExperimentOut
+    from studies.specs import SpecError, spec_from_file
 
     try:
         spec = spec_from_file(file)
     except SpecError as error:
         raise _fail(f"invalid spec:\n{error}", 2) from None
-    path = "/api/experiments" if isinstance(spec, ExperimentSpec) else "/api/studies"
-    body = _call(
-        server,
-        token,
-        "POST",
-        path,
-        content=spec.model_dump_json(),
-        headers={"Content-Type": "application/json"},
-    )
-    if isinstance(spec, ExperimentSpec):
-        n = len(body["studies"])
-        console.print(f"experiment {body['id']} ({body['name']}): {n} grid studies")
-        console.print(_study_table(body["studies"]))
+    with connected(server, token) as client:
+        body = client.create(spec)
+    if isinstance(body, ExperimentOut):
+        console.print(f"experiment {body.id} ({body.name}): {len(body.studies)} grid studies")
+        console.print(_study_table(body.studies))
     else:
-        console.print(
-            f"study {body['id']} ({body['name']}): {body['state']}, budget {body['budget']}"
-        )
+        console.print(f"study {body.id} ({body.name}): {body.state}, budget {body.budget}")
 
 
 @study_app.command("list")
@@ -262,8 +231,9 @@ def study_list(
     server: str = SERVER, token: str = TOKEN, state: str = typer.Option(None, help="Filter.")
 ) -> None:
     """Studies with progress and best value."""
-    params = {"state": state} if state else {}
-    console.print(_study_table(_call(server, token, "GET", "/api/studies", params=params)))
+    with connected(server, token) as client:
+        studies = client.studies(state=state or None)
+    console.print(_study_table(studies))
 
 
 @study_app.command("show")
@@ -274,38 +244,33 @@ def study_show(
     top: int = typer.Option(10, min=0, help="Best trainings to list."),
 ) -> None:
     """One study, its progress in trainings and its best trainings."""
-    study = _call(server, token, "GET", f"/api/studies/{study_id}")
+    with connected(server, token) as client:
+        study = client.study(study_id)
+        valued = client.study_trials(study_id, states=("complete", "diverged")) if top else []
     console.print(_study_table([study]))
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(study["counts"].items()))
-    limit = study.get("in_flight_limit")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(study.counts.items()))
+    limit = study.in_flight_limit
     console.print(
-        f"trainings: {study['trainings_done']} of {study['trainings_budget']} done"
-        f" ({counts or 'none'}); {study['repeats']} repeat asks answered free; in flight "
-        f"{study['trainings_in_flight']}"
+        f"trainings: {study.trainings_done} of {study.trainings_budget} done"
+        f" ({counts or 'none'}); {study.repeats} repeat asks answered free; in flight "
+        f"{study.trainings_in_flight}"
         + (f" (limit {limit})" if limit else "")
-        + (f"; stopped: {study['stop_reason']}" if study.get("stop_reason") else "")
+        + (f"; stopped: {study.stop_reason}" if study.stop_reason else "")
     )
     if top:
-        page = _call(
-            server,
-            token,
-            "GET",
-            f"/api/studies/{study_id}/trials",
-            params={"state": ["complete", "diverged"], "limit": 5000},
-        )
-        trials = sorted(page["trials"], key=lambda t: t["value"])[:top]
+        trials = sorted(valued, key=lambda t: math.inf if t.value is None else t.value)[:top]
         table = Table(title=f"best {len(trials)} trainings")
         for column in ("training", "α", "ε", "value", "test", "diverged"):
             table.add_column(column, justify="right")
         for t in trials:
-            test = "–" if t["test_value"] is None else f"{t['test_value']:.4g}"
+            test = "–" if t.test_value is None else f"{t.test_value:.4g}"
             table.add_row(
-                str(t["training"] + 1),
-                f"{t['alpha']:.3g}",
-                f"{t['eps']:.3g}",
-                f"{t['value']:.4g}",
+                "–" if t.training is None else str(t.training + 1),
+                f"{t.alpha:.3g}",
+                f"{t.eps:.3g}",
+                "–" if t.value is None else f"{t.value:.4g}",
                 test,
-                "yes" if t["diverged"] else "",
+                "yes" if t.diverged else "",
             )
         console.print(table)
 

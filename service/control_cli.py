@@ -1,24 +1,29 @@
 """Controls on a running server, over HTTP: `avatune study pause|resume|cancel|delete ID` and
 `avatune experiment create|list|show|pause|resume|cancel|delete`.
 
-Every command is one or two API calls (`service.cli._call`, which turns a refusal into its
-status and the server's message on stderr and exit status 1); `delete` asks first unless
-`--yes`. `experiment show` prints the progress of the grids and, once the report is stored,
-the tables and conclusion `avatune demo` ends with (`service.demo_summary`).
+Every command is one or two calls of `avatune.client.Client` (in `service.cli.connected`,
+which turns a refusal into its status and the server's message on stderr and exit status
+1); `delete` asks first unless `--yes`. `experiment show` prints the progress of the grids
+and, once the report is stored, the tables and conclusion `avatune demo` ends with
+(`service.demo_summary`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from service.cli import _call, console, err, experiment_app, study_app
+from service.cli import connected, console, err, experiment_app, study_app
 from studies.cli_options import SERVER, TOKEN
+
+if TYPE_CHECKING:
+    from avatune.client import Client
+    from studies.schemas import ExperimentOut, ExperimentReport, StudyOut
 
 ACTIONS = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 YES = typer.Option(False, "--yes", "-y", help="Delete without asking.")
@@ -46,21 +51,27 @@ def _confirm(question: str) -> None:
         raise _refuse("nothing deleted (pass --yes to delete without asking)")
 
 
-def _best(study: dict[str, Any]) -> tuple[str, str, str]:
-    best = study.get("best")
-    if not best:
+def _best(study: StudyOut) -> tuple[str, str, str]:
+    best = study.best
+    if best is None:
         return "–", "–", "–"
-    return f"{best['value']:.4g}", f"{best['alpha']:.3g}", f"{best['eps']:.3g}"
+    return f"{best.value:.4g}", f"{best.alpha:.3g}", f"{best.eps:.3g}"
 
 
 # ---- studies -------------------------------------------------------------------------
 
 
 def _study_action(action: str, study_id: int, server: str, token: str | None) -> None:
-    study = _call(server, token, "POST", f"/api/studies/{study_id}/{action}")
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(study["counts"].items()))
+    with connected(server, token) as client:
+        change = {
+            "pause": client.pause_study,
+            "resume": client.resume_study,
+            "cancel": client.cancel_study,
+        }
+        study = change[action](study_id)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(study.counts.items()))
     _say(
-        f"study {study['id']} ({study['name']}) {ACTIONS[action]}: now {study['state']}; "
+        f"study {study.id} ({study.name}) {ACTIONS[action]}: now {study.state}; "
         f"trainings: {counts or 'none'}"
     )
 
@@ -88,43 +99,44 @@ def study_delete(
     study_id: int = ID, server: str = SERVER, token: str = TOKEN, yes: bool = YES
 ) -> None:
     """Delete a study and its trials (an experiment's grid goes with its experiment)."""
-    study = _call(server, token, "GET", f"/api/studies/{study_id}")
-    if study.get("experiment_id") is not None:
-        raise _refuse(
-            f"study {study_id} is a grid of experiment {study['experiment_id']}: delete the "
-            f"experiment (avatune experiment delete {study['experiment_id']})"
-        )
-    if not yes:
-        trainings = sum(study["counts"].values())
-        _confirm(f"Delete study {study_id} ({study['name']}) and its {trainings} trainings?")
-    _call(server, token, "DELETE", f"/api/studies/{study_id}")
-    _say(f"study {study_id} ({study['name']}) deleted")
+    with connected(server, token) as client:
+        study = client.study(study_id)
+        if study.experiment_id is not None:
+            raise _refuse(
+                f"study {study_id} is a grid of experiment {study.experiment_id}: delete the "
+                f"experiment (avatune experiment delete {study.experiment_id})"
+            )
+        if not yes:
+            trainings = sum(study.counts.values())
+            _confirm(f"Delete study {study_id} ({study.name}) and its {trainings} trainings?")
+        client.delete_study(study_id)
+    _say(f"study {study_id} ({study.name}) deleted")
 
 
 # ---- experiments ---------------------------------------------------------------------
 
 
-def _grids_table(studies: list[dict[str, Any]]) -> Table:
+def _grids_table(studies: list[StudyOut]) -> Table:
     """The progress of an experiment's grid studies."""
     table = Table(title="grids")
     for column in ("study", "optimizer", "state", "trainings", "progress", "best", "α*", "ε*"):
         table.add_column(column, justify="left" if column in ("optimizer", "state") else "right")
     for s in studies:
         table.add_row(
-            str(s["id"]),
-            escape(s["optimizer"]),
-            s["state"],
-            f"{s['trainings_done']}/{s['budget']}",
-            f"{100 * s['progress']:.1f}%",
+            str(s.id),
+            escape(s.optimizer),
+            s.state,
+            f"{s.trainings_done}/{s.budget}",
+            f"{100 * s.progress:.1f}%",
             *_best(s),
         )
     return table
 
 
-def _headline(body: dict[str, Any]) -> str:
+def _headline(body: ExperimentOut) -> str:
     return (
-        f"experiment {body['id']} ({body['name']}): {body['state']}, "
-        f"{100 * body['progress']:.1f}% of its grids, task {body['task']}"
+        f"experiment {body.id} ({body.name}): {body.state}, "
+        f"{100 * body.progress:.1f}% of its grids, task {body.task}"
     )
 
 
@@ -155,21 +167,15 @@ def experiment_create(
             "`avatune study create -f`",
             2,
         )
-    body = _call(
-        server,
-        token,
-        "POST",
-        "/api/experiments",
-        content=spec.model_dump_json(),
-        headers={"Content-Type": "application/json"},
-    )
-    trainings = sum(s["budget"] for s in body["studies"])
+    with connected(server, token) as client:
+        body = client.create_experiment(spec)
+    trainings = sum(s.budget for s in body.studies)
     _say(
-        f"experiment {body['id']} ({body['name']}): {len(body['studies'])} grid studies, "
+        f"experiment {body.id} ({body.name}): {len(body.studies)} grid studies, "
         f"{trainings} trainings queued"
     )
-    console.print(_grids_table(body["studies"]))
-    _say(f"follow it: avatune experiment show {body['id']}")
+    console.print(_grids_table(body.studies))
+    _say(f"follow it: avatune experiment show {body.id}")
 
 
 @experiment_app.command("list")
@@ -179,7 +185,8 @@ def experiment_list(
     limit: int = typer.Option(100, min=1, max=1000, help="At most this many, newest first."),
 ) -> None:
     """Experiments, newest first, with the progress of their grids."""
-    found = _call(server, token, "GET", "/api/experiments", params={"limit": limit})
+    with connected(server, token) as client:
+        found = client.experiments(limit=limit)
     if not found:
         _say("no experiments yet: avatune experiment create --builtin quick-mnist1d")
         return
@@ -188,28 +195,29 @@ def experiment_list(
         table.add_column(column, justify="right" if column in ("id", "progress") else "left")
     for e in found:
         table.add_row(
-            str(e["id"]),
-            escape(e["name"]),
-            e["state"],
-            escape(e["task"]),
-            escape(", ".join(s["optimizer"] for s in e["studies"])),
-            f"{100 * e['progress']:.1f}%",
-            "ready" if e["report_ready"] else "–",
+            str(e.id),
+            escape(e.name),
+            e.state,
+            escape(e.task),
+            escape(", ".join(s.optimizer for s in e.studies)),
+            f"{100 * e.progress:.1f}%",
+            "ready" if e.report_ready else "–",
         )
     console.print(table)
 
 
-def _report(experiment_id: int, server: str, token: str | None) -> dict[str, Any] | None:
+def _report(client: Client, experiment_id: int) -> ExperimentReport | None:
     """The stored report (metrics and tables); None, after saying why, when there is none."""
+    from avatune.errors import AvatuneError, ReportNotReady
+
     try:
-        report = _call(server, token, "GET", f"/api/experiments/{experiment_id}/report")
-    except typer.Exit:  # its status and message are on stderr already
+        return client.report(experiment_id, wait=False)
+    except ReportNotReady as error:  # 202: being computed
+        _say(f"report: {error}")
+    except AvatuneError as error:  # e.g. 409: a grid failed; 503: computing it failed
+        err.print(str(error), markup=False, highlight=False, soft_wrap=True)
         _say("no report to show (see the message above)")
-        return None
-    if "metrics" not in report:  # 202: being computed
-        _say(f"report: {report.get('detail', 'not ready yet')}")
-        return None
-    return report
+    return None
 
 
 @experiment_app.command("show")
@@ -224,35 +232,44 @@ def experiment_show(
     """An experiment's grids and, once they are complete, its report's tables and conclusion."""
     from service.demo_summary import summary
 
-    body = _call(server, token, "GET", f"/api/experiments/{experiment_id}")
-    ready = body["report_ready"] or body["state"] == "done"
-    if as_json:
-        report = _report(experiment_id, server, token) if ready else None
-        typer.echo(json.dumps({**body, "report": report}, indent=2))
-        return
-    _say(_headline(body))
-    console.print(_grids_table(body["studies"]))
-    if body["state"] == "cancelled":
-        _say("cancelled: its grids stay incomplete, so it has no report")
-        return
-    if not ready:
-        _say("the report is computed once every grid is complete")
-        return
-    report = _report(experiment_id, server, token)
+    with connected(server, token) as client:
+        body = client.experiment(experiment_id)
+        ready = body.report_ready or body.state == "done"
+        if as_json:
+            report = _report(client, experiment_id) if ready else None
+            shown: dict[str, Any] = body.model_dump(mode="json")
+            shown["report"] = None if report is None else report.model_dump(mode="json")
+            typer.echo(json.dumps(shown, indent=2))
+            return
+        _say(_headline(body))
+        console.print(_grids_table(body.studies))
+        if body.state == "cancelled":
+            _say("cancelled: its grids stay incomplete, so it has no report")
+            return
+        if not ready:
+            _say("the report is computed once every grid is complete")
+            return
+        report = _report(client, experiment_id)
     if report is None:
         return
     try:
-        console.print(summary(report["metrics"]))
+        console.print(summary(report.metrics))
     except (KeyError, TypeError, IndexError):  # metrics of another form: show them raw
-        console.print_json(data=report["metrics"])
+        console.print_json(data=report.metrics)
     _say(f"the whole report: {server.rstrip('/')}/experiments/{experiment_id}")
 
 
 def _experiment_action(action: str, experiment_id: int, server: str, token: str | None) -> None:
-    body = _call(server, token, "POST", f"/api/experiments/{experiment_id}/{action}")
-    grids = ", ".join(f"{s['optimizer']} {s['state']}" for s in body["studies"])
+    with connected(server, token) as client:
+        change = {
+            "pause": client.pause_experiment,
+            "resume": client.resume_experiment,
+            "cancel": client.cancel_experiment,
+        }
+        body = change[action](experiment_id)
+    grids = ", ".join(f"{s.optimizer} {s.state}" for s in body.studies)
     _say(
-        f"experiment {body['id']} ({body['name']}) {ACTIONS[action]}: now {body['state']}; "
+        f"experiment {body.id} ({body.name}) {ACTIONS[action]}: now {body.state}; "
         f"grids: {grids or 'none'}"
     )
 
@@ -280,11 +297,12 @@ def experiment_delete(
     experiment_id: int = ID, server: str = SERVER, token: str = TOKEN, yes: bool = YES
 ) -> None:
     """Delete an experiment with its grid studies, their trials and its report."""
-    body = _call(server, token, "GET", f"/api/experiments/{experiment_id}")
-    if not yes:
-        _confirm(
-            f"Delete experiment {experiment_id} ({body['name']}) with its "
-            f"{len(body['studies'])} grid studies, their trials and its report?"
-        )
-    _call(server, token, "DELETE", f"/api/experiments/{experiment_id}")
-    _say(f"experiment {experiment_id} ({body['name']}) deleted")
+    with connected(server, token) as client:
+        body = client.experiment(experiment_id)
+        if not yes:
+            _confirm(
+                f"Delete experiment {experiment_id} ({body.name}) with its "
+                f"{len(body.studies)} grid studies, their trials and its report?"
+            )
+        client.delete_experiment(experiment_id)
+    _say(f"experiment {experiment_id} ({body.name}) deleted")
