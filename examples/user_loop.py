@@ -66,15 +66,15 @@ def train(trial: TrialHandle, data: tuple[torch.Tensor, ...], batch: int = 128) 
     return Result(value=min(error, CHANCE), curve=curve[:: max(1, steps // 100)])
 
 
-def study_spec(budget: int, steps: int) -> dict[str, Any]:
-    """The study: Adam's (α, ε) on the coarse 11 × 11 grid, CGLD, task `external` (ours;
-    its config only records the loop's settings)."""
+def study_spec(budget: int, steps: int, tuner: str = "cgld") -> dict[str, Any]:
+    """The study: Adam's (α, ε) on the coarse 11 × 11 grid, CGLD by default, task `external`
+    (ours; its config only records the loop's settings)."""
     return {
-        "name": "my MLP, Adam, CGLD",
+        "name": f"my MLP, Adam, {tuner}",
         "task": {"name": "external", "config": {"model": "mlp-100-100", "batch": 128}},
         "optimizer": "adam",
         "space": {"grid": "coarse"},
-        "tuner": {"name": "cgld", "seed": 0},
+        "tuner": {"name": tuner, "seed": 0},
         "budget": budget,
         "fidelity": {"steps": steps},
     }
@@ -84,7 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="http://127.0.0.1:8000", help="avatune's URL")
     parser.add_argument("--token", default=None, help="the server's token, if it has one")
-    parser.add_argument("--budget", type=int, default=30, help="trainings CGLD may ask for")
+    parser.add_argument("--budget", type=int, default=30, help="trainings the tuner may ask for")
+    parser.add_argument("--tuner", default="cgld", help="cgld, gld, tpe, random, grid, …")
     parser.add_argument("--steps", type=int, default=300, help="training steps per trial")
     parser.add_argument("--study", type=int, default=None, help="join this study instead")
     args = parser.parse_args()
@@ -93,7 +94,7 @@ def main() -> None:
     data = mnist1d()
     with Client(args.server, args.token) as client:
         if args.study is None:
-            study = client.create_study(study_spec(args.budget, args.steps))
+            study = client.create_study(study_spec(args.budget, args.steps, args.tuner))
         else:
             study = client.study(args.study)
         print(f"study {study.id}: {study.name}, budget {study.budget}")
