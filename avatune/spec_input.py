@@ -1,7 +1,9 @@
 """What the client's create methods accept as a spec: a model, a mapping, or a file path.
 
 Mappings and files are checked here, before any request, so a mistake reads as
-`studies.spec_errors.SpecError` (a ValueError: one line per issue, with the fix).
+`studies.spec_errors.SpecError` (a ValueError: one line per issue, with the fix); whether
+a plain task or optimizer name names something installed is the server's to say (its
+plugins may not be this machine's).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ def as_spec(spec: SpecInput) -> Spec:
     if isinstance(spec, BaseModel):
         raise TypeError(f"expected a StudySpec or ExperimentSpec, got {type(spec).__name__}")
     if isinstance(spec, str | Path):
-        return spec_from_file(spec)
+        return spec_from_file(spec, names=False)
     if isinstance(spec, Mapping):
-        return spec_from_data(dict(spec))
+        return spec_from_data(dict(spec), names=False)
     raise TypeError(
         f"a spec is a StudySpec, an ExperimentSpec, a mapping or a file path, "
         f"got {type(spec).__name__}"

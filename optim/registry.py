@@ -227,5 +227,10 @@ def get_optimizer(
         if isinstance(lr, Tensor) or isinstance(eps, Tensor):
             raise ValueError("per-config (tensor) lr or eps needs stacked=True")
         return info.plain(params, lr, eps, fused=fused, **settings)
-    assert info.stacked is not None
+    if info.stacked is None:  # a plugin's entry without a stacked rule: one group per config
+        hyper: dict[str, Any] = {"lr": lr} if eps is None else {"lr": lr, "eps": eps}
+        unit_eps = None if eps is None else 1.0
+        return PerConfigOptimizer(
+            params, lambda groups: info.plain(groups, 1.0, unit_eps, **settings), hyper
+        )
     return info.stacked(params, lr, eps, fused=fused, stacked=True, **settings)

@@ -158,7 +158,7 @@ def experiment_create(
         raise _refuse("give a spec: -f spec.yaml, or --builtin NAME (not both)", 2)
     source = str(file) if file is not None else f"built-in spec {builtin!r}"
     try:
-        spec = load_spec(file) if file is not None else builtin_spec(builtin)
+        spec = load_spec(file, names=False) if file is not None else builtin_spec(builtin)
     except (ValidationError, ValueError, OSError) as error:
         raise _refuse(f"invalid spec {source}:\n{error}", 2) from None
     if not isinstance(spec, ExperimentSpec):

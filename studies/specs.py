@@ -602,9 +602,10 @@ def unknown_names(spec: Spec) -> list[SpecIssue]:
     return issues
 
 
-def spec_from_data(data: Any, source: str = "") -> Spec:
+def spec_from_data(data: Any, source: str = "", *, names: bool = True) -> Spec:
     """A spec to submit, from a parsed mapping; SpecError (a ValueError) with readable lines
-    if invalid or naming an unknown task or optimizer (`unknown_names`)."""
+    if invalid or, with `names`, naming an unknown task or optimizer (`unknown_names`; a
+    client of a remote server leaves that to the server, whose plugins may differ)."""
     try:
         model = spec_model(data)
         spec = model.model_validate(data)
@@ -612,21 +613,22 @@ def spec_from_data(data: Any, source: str = "") -> Spec:
         raise SpecError(source, spec_issues(error, model)) from None
     except ValueError as error:
         raise SpecError(source, [SpecIssue("", str(error))]) from None
-    issues = unknown_names(spec)
+    issues = unknown_names(spec) if names else []
     if issues:
         raise SpecError(source, issues)
     return spec
 
 
-def spec_from_file(path: str | Path) -> Spec:
+def spec_from_file(path: str | Path, *, names: bool = True) -> Spec:
     """A study or experiment spec from a YAML (or JSON) file; SpecError saying what to fix
-    (no such file, YAML syntax with line and column, unknown fields with suggestions)."""
-    return spec_from_data(read_spec_data(path), str(path))
+    (no such file, YAML syntax with line and column, unknown fields with suggestions, and
+    with `names` unknown task or optimizer names: `spec_from_data`)."""
+    return spec_from_data(read_spec_data(path), str(path), names=names)
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, *, names: bool = True) -> Spec:
     """A study or experiment spec from a YAML (or JSON) file (`spec_from_file`)."""
-    return spec_from_file(path)
+    return spec_from_file(path, names=names)
 
 
 SPECS_DIR = Path(__file__).with_name("specs")

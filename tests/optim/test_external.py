@@ -72,3 +72,35 @@ def test_import_object_walks_attributes() -> None:
     assert import_object("torch:optim.Adam") is torch.optim.Adam
     with pytest.raises(ValueError, match="malformed import path"):
         import_object("torch.optim")
+
+
+def test_a_registered_entry_without_a_stacked_rule_steps_through_the_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plugin's OptimizerInfo with `stacked=None` still trains batched: one group per config."""
+    from optim import external
+    from optim.registry import OptimizerInfo
+
+    def plain(params, lr, eps, fused=False, **settings):
+        return torch.optim.Adam(params, lr=lr, eps=eps, **settings)
+
+    info = OptimizerInfo("plugin-adam", "Adam, plain only", True, 1e-3, 1e-8, plain)
+    monkeypatch.setattr(
+        external, "registered", lambda name: info if name == "plugin-adam" else None
+    )
+    external.external_info.cache_clear()
+    try:
+        lr = torch.tensor([1e-3, 1e-1], dtype=torch.float64)
+        eps = torch.tensor([1e-8, 1e-2], dtype=torch.float64)
+        start = torch.randn(2, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+        stacked = start.clone().requires_grad_()
+        opt = get_optimizer("plugin-adam", [stacked], lr=lr, eps=eps, stacked=True)
+        ref = [start[c].clone().requires_grad_() for c in range(2)]
+        refs = [
+            torch.optim.Adam([p], lr=float(lr[c]), eps=float(eps[c])) for c, p in enumerate(ref)
+        ]
+        _steps(stacked, ref, opt, refs)
+        for c in range(2):
+            torch.testing.assert_close(stacked.detach()[c], ref[c].detach(), rtol=0, atol=0)
+    finally:
+        external.external_info.cache_clear()

@@ -104,9 +104,13 @@ def app_for(url: str, **overrides: Any) -> Any:
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with the repository on PYTHONPATH, updated with `extra` (whose
+    PYTHONPATH, if any, comes after the repository's: e.g. a plugin installed with --target)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra or {})
+    extra = dict(extra or {})
+    paths = [str(ROOT), extra.pop("PYTHONPATH", ""), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env.update(extra)
     return env
 
 
@@ -121,8 +125,10 @@ class ServerProcess:
         lease_seconds: float = 2.0,
         log: Path | None = None,
         workers: int = 1,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.db_url = url
+        self.env = dict(env or {})
         self.workers = workers
         self.port = port or free_port()
         self.lease_seconds = lease_seconds
@@ -151,7 +157,7 @@ class ServerProcess:
                 str(self.workers),
             ],
             cwd=ROOT,
-            env=_env({"AVATUNE_IDLE_RETRY_SECONDS": "0.1"}),
+            env=_env({"AVATUNE_IDLE_RETRY_SECONDS": "0.1", **self.env}),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -186,8 +192,10 @@ def start_worker(
     fake: bool = True,
     fake_seconds: float = 0.02,
     log: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """An `avatune worker` subprocess (the fake trainer unless `fake` is False)."""
+    """An `avatune worker` subprocess (the fake trainer unless `fake` is False), with `env`
+    added to its environment (`_env`)."""
     command = [
         sys.executable,
         "-c",
@@ -204,7 +212,7 @@ def start_worker(
     return subprocess.Popen(
         command,
         cwd=ROOT,
-        env=_env({"AVATUNE_FAKE_SECONDS": str(fake_seconds)}),
+        env=_env({"AVATUNE_FAKE_SECONDS": str(fake_seconds), **(env or {})}),
         stdout=out,
         stderr=subprocess.STDOUT,
     )

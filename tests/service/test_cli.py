@@ -76,7 +76,9 @@ def test_study_create_list_show(app: typer.Typer, sqlite_url: str, tmp_path: Pat
     spec = tmp_path / "study.yaml"
     spec.write_text(yaml.safe_dump(grid_study("from-yaml", n_alpha=2, n_eps=2)))
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(grid_study("bad", optimizer="adamm")))
+    bad.write_text(yaml.safe_dump(grid_study("bad", optimizer="torch optim:Adam")))
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(yaml.safe_dump(grid_study("unknown", optimizer="adamm")))
     runner = CliRunner()
     with ThreadServer(app_for(sqlite_url, token="tok-123")) as server:
         common = ["--server", server.url, "--token", "tok-123"]
@@ -86,7 +88,11 @@ def test_study_create_list_show(app: typer.Typer, sqlite_url: str, tmp_path: Pat
         refused = runner.invoke(app, ["study", "create", "-f", str(spec), "--server", server.url])
         assert refused.exit_code == 1 and "401" in refused.output
         invalid = runner.invoke(app, ["study", "create", "-f", str(bad), *common])
-        assert invalid.exit_code == 2 and "unknown optimizer" in invalid.output
+        assert invalid.exit_code == 2 and "malformed import path" in invalid.output
+        # whether a plain name names something installed is the server's to say
+        refused_name = runner.invoke(app, ["study", "create", "-f", str(unknown), *common])
+        assert refused_name.exit_code == 1 and "422" in refused_name.output
+        assert "unknown optimizer 'adamm'; did you mean 'adam'?" in refused_name.output
         listed = runner.invoke(app, ["study", "list", *common])
         assert listed.exit_code == 0 and "from-yaml" in listed.output
         shown = runner.invoke(app, ["study", "show", "1", *common])

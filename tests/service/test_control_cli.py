@@ -167,7 +167,7 @@ def test_experiment_create_refuses_a_spec_it_cannot_submit(
     }
     paths["spec"].write_text(yaml.safe_dump(EXPERIMENT))
     paths["study"].write_text(yaml.safe_dump(grid_study("a study")))
-    paths["broken"].write_text(yaml.safe_dump({**EXPERIMENT, "optimizers": ["adamm"]}))
+    paths["broken"].write_text(yaml.safe_dump({**EXPERIMENT, "optimizers": ["adam", "adam"]}))
     result = _run(app, server, "experiment", "create", *[a.format(**paths) for a in args])
     assert result.exit_code == 2
     assert message in _text(result)
