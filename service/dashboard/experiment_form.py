@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.dashboard.forms import Fields, FormErrors, errors_from, first, locator, split_values
+from studies.plugin_names import plugin_names
 from studies.specs import OPTIMIZERS, TASKS, TUNERS, ExperimentSpec
 
 SPACES = {
@@ -50,7 +51,14 @@ LABELS = {
     "deltas": "δ targets",
     "token": "Server token",
 }
-CHOICES = {"tasks": TASKS, "optimizers": OPTIMIZERS, "tuners": TUNERS, "spaces": SPACES}
+#: The forms' lists: built-in names and the plugins installed where the server runs (an
+#: import path goes through the API or the CLI).
+CHOICES = {
+    "tasks": TASKS + plugin_names("task"),
+    "optimizers": OPTIMIZERS + plugin_names("optimizer"),
+    "tuners": TUNERS,
+    "spaces": SPACES,
+}
 _LOCATE = locator(
     {
         ("name",): "name",
