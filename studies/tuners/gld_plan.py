@@ -2,8 +2,10 @@
 
 ALGORITHMS.md "Tuners". One iteration n draws, around its centre x, the K+1 candidates
 y_k at radii R·2^−k (k = 0..K); GLD moves in a random direction of the unit ball, CGLD
-along axis n mod d only. All candidates of an iteration are drawn when it begins, from a
-generator seeded by (seed, n), so they can be handed to parallel workers together.
+along axis n mod d only. A candidate is clipped to the domain and snapped to values Optuna
+can take (`Domain.snap`: the grid's indices, a box's int and stepped axes). All candidates
+of an iteration are drawn when it begins, from a generator seeded by (seed, n), so they can
+be handed to parallel workers together.
 
 When an iteration's candidates are all handed out, the next one begins around the best
 completed point since the last (re)start — which is GLD's x ← argmin{x, y_0..y_K} when
@@ -184,10 +186,7 @@ def _candidate(
             step = direction * radius * rng.uniform() ** (1.0 / domain.dim)
         else:
             step[axis] = radius * rng.uniform(-1.0, 1.0)
-        moved = center + step
-        if domain.discrete:
-            moved = np.rint(moved)
-        y = _as_point(domain, np.clip(moved, domain.low, domain.high))
+        y = _as_point(domain, domain.snap(np.clip(center + step, domain.low, domain.high)))
         if y != x:
             break
     return y
@@ -213,7 +212,7 @@ def _neighbours(domain: Domain, x: Point, coordinate: bool) -> list[Point]:
 def _uniform_point(domain: Domain, rng: np.random.Generator) -> Point:
     if domain.discrete:
         return tuple(int(rng.integers(0, n)) for n in domain.shape)
-    return tuple(float(v) for v in rng.uniform(domain.low, domain.high))
+    return tuple(float(v) for v in domain.snap(rng.uniform(domain.low, domain.high)))
 
 
 def _unproposed_point(domain: Domain, history: History, rng: np.random.Generator) -> Point:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import IntDistribution
+from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from studies.tuners import (
     STATE_ATTR,
@@ -173,10 +173,8 @@ def test_a_seed_makes_runs_reproducible(name: str) -> None:
     assert any(o != first.trace for o in others)
 
 
-def test_gld_rejects_mixed_spaces() -> None:
-    space = {
-        "i_alpha": IntDistribution(0, 3),
-        "log10_eps": log_distributions((0, 1), (0, 1))["log10_eps"],
-    }
-    with pytest.raises(ValueError, match="all-int"):
+def test_gld_rejects_a_categorical_search_space() -> None:
+    """A given search_space is GLD's box; mixed int × float is one (test_sampler_contract)."""
+    space = {"i_alpha": IntDistribution(0, 3), "act": CategoricalDistribution(["relu", "gelu"])}
+    with pytest.raises(ValueError, match="int and float"):
         GLDSampler(search_space=space)
