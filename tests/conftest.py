@@ -1,4 +1,5 @@
-"""Shared fixtures: a PostgreSQL server the suite starts itself, and migrated databases.
+"""Shared fixtures: a PostgreSQL server the suite starts itself, migrated databases, and a
+web server that is not avatune.
 
 `database_url` is parametrized over SQLite and PostgreSQL. Without PostgreSQL server
 binaries the PostgreSQL cases are skipped, except under `CI=true`, where they fail.
@@ -10,8 +11,11 @@ import itertools
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +97,23 @@ def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty PostgreSQL database."""
     return fresh_database("postgresql", request, tmp_path)
+
+
+class _NotAvatune(BaseHTTPRequestHandler):
+    """Some other web server: 404 on every GET, 501 on POST (http.server's default)."""
+
+    def do_GET(self) -> None:
+        self.send_error(404)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def other_server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NotAvatune)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -241,24 +239,6 @@ def test_an_unreachable_server() -> None:
     assert isinstance(error.value, ConnectionError)
     assert f"cannot reach the server at http://127.0.0.1:{port}" in str(error.value)
     assert f"`avatune serve --port {port}`" in str(error.value)
-
-
-class _NotAvatune(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_error(404)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def other_server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NotAvatune)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_a_server_that_is_not_avatune(other_server: str) -> None:

@@ -115,10 +115,10 @@ def test_tensor_hyperparameters_need_stacked():
 
 def test_studies_default_eps_repeats_the_registry():
     """The server-side copy (studies.specs, no torch) names each optimizer's default ε."""
-    from optim.registry import _info
+    from optim.registry import optimizer_info
     from studies.specs import DEFAULT_EPS
 
     assert set(DEFAULT_EPS) == set(OPTIMIZERS)
     for name in OPTIMIZERS:
-        info = _info(name)
+        info = optimizer_info(name)
         assert DEFAULT_EPS[name] == (info.default_eps if info.uses_eps else None), name

@@ -7,10 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -128,26 +126,6 @@ def test_a_server_that_is_not_running(app: typer.Typer) -> None:
     port = free_port()
     result = invoke(app, "study", "list", "--server", f"http://127.0.0.1:{port}")
     assert_refused(result, 1, "cannot reach the server", f"`avatune serve --port {port}`")
-
-
-class _NotAvatune(BaseHTTPRequestHandler):
-    """Some other web server: 404 on every GET, 501 on POST (http.server's default)."""
-
-    def do_GET(self) -> None:
-        self.send_error(404)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def other_server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NotAvatune)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_a_server_that_is_not_avatune(app: typer.Typer, other_server: str) -> None:
