@@ -4,7 +4,9 @@ avatune: a uvicorn server (`python -m service serve`, one process) on a grid stu
 more queued trials than the run can use; CLIENTS client threads (stdlib http.client, one
 keep-alive connection each) loop lease(1) + result (no training). "tuned": the same loop
 on CLIENTS random-search studies whose in-flight limit is 1, so every lease asks a tuner
-(rebuilt from the study's trials) within the limits. Optuna: CLIENTS threads
+(rebuilt from the study's trials) within the limits. "advertising": the grid loop with
+leases that list what the worker can run, as `avatune worker` sends them (the server
+filters by the lists and names what to probe). Optuna: CLIENTS threads
 loop ask (two float params, random sampling) + tell on one RDBStorage study. Both run
 SECONDS after a short warm-up, on SQLite and then on a PostgreSQL server the script starts
 itself (skipped when its binaries are missing). Prints one JSON line (with the 1-minute
@@ -33,8 +35,11 @@ sys.path.insert(0, str(ROOT))
 WARMUP = 1.0
 
 
-def _avatune_client(port: int, start: float, stop: float, index: int, out: Any) -> None:
-    """lease(1) + result in a loop over one keep-alive connection (stdlib: a light client)."""
+def _avatune_client(
+    port: int, advertised: dict[str, Any], start: float, stop: float, index: int, out: Any
+) -> None:
+    """lease(1) + result in a loop over one keep-alive connection (stdlib: a light client);
+    each lease request carries `advertised` (a real worker's lists of what it can run)."""
     headers = {"Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
@@ -47,7 +52,7 @@ def _avatune_client(port: int, start: float, stop: float, index: int, out: Any) 
 
     done = 0
     while time.time() < stop:
-        lease = post("/api/leases", {"worker_id": f"bench-{index}", "max_trials": 1})
+        lease = post("/api/leases", {"worker_id": f"bench-{index}", "max_trials": 1, **advertised})
         if not lease["trials"]:
             continue  # every study has its limit in flight: ask again
         trial = lease["trials"][0]
@@ -125,12 +130,17 @@ def _tuned_spec(index: int) -> dict[str, Any]:
     }
 
 
-def measure_avatune(url: str, clients: int, seconds: float, tuned: bool = False) -> float:
+def measure_avatune(
+    url: str, clients: int, seconds: float, tuned: bool = False, advertise: bool = False
+) -> float:
     """Round trips per second (lease(1) + result) against a fresh server on `url`: on one
-    big grid, or (`tuned`) on one in-flight-limited random study per client."""
+    big grid, or (`tuned`) on one in-flight-limited random study per client; with
+    `advertise`, leases that list what the worker can run (every built-in name, as
+    `avatune worker` sends them: the server filters by them and names what to probe)."""
     import httpx
 
     from service.migrations import upgrade
+    from studies.specs import OPTIMIZERS, TASKS
     from tests.service.helpers import ServerProcess
 
     upgrade(url)
@@ -139,7 +149,8 @@ def measure_avatune(url: str, clients: int, seconds: float, tuned: bool = False)
         for spec in specs:
             created = httpx.post(f"{server.url}/api/studies", json=spec, timeout=120)
             created.raise_for_status()
-        return _run_clients(_avatune_client, (server.port,), clients, seconds)
+        advertised = {"tasks": list(TASKS), "optimizers": list(OPTIMIZERS)} if advertise else {}
+        return _run_clients(_avatune_client, (server.port, advertised), clients, seconds)
 
 
 def measure_optuna(url: str, clients: int, seconds: float) -> float:
@@ -168,10 +179,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="avatune-bench-") as tmp:
         avatune = measure_avatune(f"sqlite:///{tmp}/avatune.db", args.clients, args.seconds)
         tuned = measure_avatune(f"sqlite:///{tmp}/tuned.db", args.clients, args.seconds, True)
+        listed = measure_avatune(
+            f"sqlite:///{tmp}/listed.db", args.clients, args.seconds, advertise=True
+        )
         optuna_rate = measure_optuna(f"sqlite:///{tmp}/optuna.db", args.clients, args.seconds)
     figures.update(
         avatune_roundtrips_per_s=round(avatune, 1),
         avatune_tuned_roundtrips_per_s=round(tuned, 1),
+        avatune_advertising_roundtrips_per_s=round(listed, 1),
         optuna_rdb_asktell_per_s=round(optuna_rate, 1),
         ratio=round(avatune / optuna_rate, 2),
     )
