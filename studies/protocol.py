@@ -120,18 +120,20 @@ class Capabilities(BaseModel):
     optimizers: list[str] | None = None
     unable: list[Unable] = Field(default_factory=list)
 
+    def advertises(self, kind: PluginKind, name: str) -> bool:
+        """Whether this worker listed `name` among its tasks or optimizers (or sent no list)."""
+        names = self.tasks if kind == "task" else self.optimizers
+        return names is None or name in names
+
     def can_run(self, study_id: int, task: str, optimizer: str) -> bool:
         """Whether this worker would lease trials of that study."""
         if self.study_id is not None:
             return self.study_id == study_id
-        return (self.tasks is None or task in self.tasks) and (
-            self.optimizers is None or optimizer in self.optimizers
-        )
+        return self.advertises("task", task) and self.advertises("optimizer", optimizer)
 
     def knows(self, kind: PluginKind, name: str) -> bool:
         """Whether this worker said it can or cannot run `name` (no need to probe it)."""
-        names = self.tasks if kind == "task" else self.optimizers
-        listed = names is None or name in names
+        listed = self.advertises(kind, name)
         return listed or any(u.kind == kind and u.name == name for u in self.unable)
 
 

@@ -17,7 +17,6 @@ from sqlalchemy import Connection, select
 
 from service.db import Database
 from service.models import Study, StudyState, Worker
-from studies.plugin_names import PluginKind
 from studies.protocol import MAX_PROBES, Capabilities, Capability, LeaseRequest
 from studies.specs import EXTERNAL_TASK
 
@@ -93,7 +92,8 @@ def waiting_reason(need: Need, workers: Iterable[LiveWorker]) -> str | None:
     said; None when one would."""
     workers = list(workers)
     minutes = f"{LIVE_SECONDS / 60:g} minutes"
-    if any(w.capabilities is None or w.capabilities.can_run(*_key(need)) for w in workers):
+    key = need.study_id, need.task, need.optimizer
+    if any(w.capabilities is None or w.capabilities.can_run(*key) for w in workers):
         return None
     if need.task == EXTERNAL_TASK:
         return (
@@ -102,11 +102,15 @@ def waiting_reason(need: Need, workers: Iterable[LiveWorker]) -> str | None:
         )
     if not workers:
         return f"waiting for a worker: none has asked for trials in the last {minutes}"
-    general = [w for w in workers if w.capabilities is not None and w.capabilities.study_id is None]
+    general = {  # workers with lists (not one study's own loop)
+        w.id: w.capabilities
+        for w in workers
+        if w.capabilities is not None and w.capabilities.study_id is None
+    }
     lacking = [
         f"{kind} {name!r}"
         for kind, name in (("task", need.task), ("optimizer", need.optimizer))
-        if not any(_advertises(w.capabilities, kind, name) for w in general)
+        if not any(c.advertises(kind, name) for c in general.values())
     ]
     what = " and ".join(lacking) or "this task and optimizer together"
     reason = (
@@ -114,9 +118,9 @@ def waiting_reason(need: Need, workers: Iterable[LiveWorker]) -> str | None:
         f"last {minutes} has advertised {'it' if len(lacking) == 1 else 'them'}"
     )
     errors = [
-        f"{w.id}: {u.error}" if u.error else w.id
-        for w in general
-        for u in w.capabilities.unable  # type: ignore[union-attr]
+        f"{worker}: {u.error}" if u.error else worker
+        for worker, said in general.items()
+        for u in said.unable
         if (u.kind, u.name) in (("task", need.task), ("optimizer", need.optimizer))
     ]
     if errors:
@@ -124,14 +128,3 @@ def waiting_reason(need: Need, workers: Iterable[LiveWorker]) -> str | None:
         if len(errors) > 3:
             reason += f"; and {len(errors) - 3} more"
     return reason
-
-
-def _key(need: Need) -> tuple[int, str, str]:
-    return need.study_id, need.task, need.optimizer
-
-
-def _advertises(capabilities: Capabilities | None, kind: PluginKind, name: str) -> bool:
-    if capabilities is None:
-        return True
-    names = capabilities.tasks if kind == "task" else capabilities.optimizers
-    return names is None or name in names
