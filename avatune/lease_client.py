@@ -1,8 +1,10 @@
 """The lease protocol over HTTP (workers and user training loops), with retries.
 
 Transport errors and 5xx answers are retried with capped exponential backoff (jittered)
-until the server answers or `stop` is set; a 409 means the lease is no longer live and is
-returned as such, never retried. Wire bodies are the pydantic models of `studies.protocol`.
+until the server answers or `stop` is set. On a trial's heartbeat, result or failure, a 404
+(the trial is gone: its study was deleted) or a 409 (its lease expired, was released, or it
+was reported already) raises `Dropped`, never retried: the caller drops that trial and goes
+on with the rest of its lease. Wire bodies are the pydantic models of `studies.protocol`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from studies.protocol import (
     HeartbeatAck,
     LeaseRequest,
     LeaseResponse,
+    TrialAck,
     TrialFailure,
     TrialResult,
 )
@@ -39,7 +42,11 @@ class Unauthorized(errors.Unauthorized):
 
 
 class Rejected(errors.ApiError):
-    """The server refused the request as invalid (4xx other than 409)."""
+    """The server refused the request as invalid (4xx other than a trial's 404 or 409)."""
+
+
+class Dropped(errors.ApiError):
+    """404/409 on a trial's heartbeat or report: the server no longer holds it; drop it."""
 
 
 class WrongServer(errors.NotAvatuneServer):
@@ -88,15 +95,22 @@ class ServiceClient:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
         self.backoff = backoff or Backoff()
-        self.stop = stop or threading.Event()
+        self._stop = stop or threading.Event()
         self.on_retry = on_retry
+
+    @property
+    def stop(self) -> threading.Event:
+        """The event (given at construction) that ends waiting out an unreachable server."""
+        return self._stop
 
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
 
-    def _post(self, path: str, body: BaseModel, *, retry: bool) -> httpx.Response | None:
-        """POST `body`; None on 409. Retries while unreachable (when `retry`)."""
+    def _post(
+        self, path: str, body: BaseModel, *, retry: bool, trial: bool = False
+    ) -> httpx.Response:
+        """POST `body`, retrying while unreachable; `Dropped` on a trial call's 404/409."""
         delays = self.backoff.delays()
         while True:
             try:
@@ -115,14 +129,14 @@ class ServiceClient:
             delay = delays()
             if self.on_retry is not None:
                 self.on_retry(reason, delay)
-            if self.stop.wait(delay):
+            if self._stop.wait(delay):
                 raise Stopped(reason)
-        if response.status_code == 409:
-            return None
         if response.status_code in (401, 403):
             raise Unauthorized(response.status_code, _detail(response), path)
         if is_route_miss(response.status_code, _route_detail(response)):
             raise WrongServer(not_avatune_message(self.url, path, response.status_code))
+        if trial and response.status_code in (404, 409):
+            raise Dropped(response.status_code, _detail(response), path)
         if response.status_code >= 400:
             raise Rejected(response.status_code, _detail(response), path)
         return response
@@ -130,24 +144,24 @@ class ServiceClient:
     def lease(self, request: LeaseRequest, *, retry: bool = True) -> LeaseResponse:
         """Lease trials, waiting out an unreachable server (ConnectionError without `retry`)."""
         response = self._post("/api/leases", request, retry=retry)
-        assert response is not None
         return LeaseResponse.model_validate_json(response.content)
 
-    def heartbeat(self, trial_id: int, beat: Heartbeat) -> HeartbeatAck | None:
-        """One heartbeat (no retry: the next one comes soon); None when the lease is lost.
+    def heartbeat(self, trial_id: int, beat: Heartbeat) -> HeartbeatAck:
+        """Extend the whole lease, not retried (ConnectionError); `Dropped`: this trial only."""
+        response = self._post(f"/api/trials/{trial_id}/heartbeat", beat, retry=False, trial=True)
+        return HeartbeatAck.model_validate_json(response.content)
 
-        Raises ConnectionError when the server is unreachable.
-        """
-        response = self._post(f"/api/trials/{trial_id}/heartbeat", beat, retry=False)
-        return None if response is None else HeartbeatAck.model_validate_json(response.content)
+    def result(self, trial_id: int, result: TrialResult, *, retry: bool = True) -> TrialAck:
+        """Deliver a result; `Dropped` when the lease is no longer live or the trial gone."""
+        path = f"/api/trials/{trial_id}/result"
+        response = self._post(path, result, retry=retry, trial=True)
+        return TrialAck.model_validate_json(response.content)
 
-    def result(self, trial_id: int, result: TrialResult, *, retry: bool = True) -> bool:
-        """Deliver a result: True when recorded, False when refused (lease no longer live)."""
-        return self._post(f"/api/trials/{trial_id}/result", result, retry=retry) is not None
-
-    def failure(self, trial_id: int, failure: TrialFailure, *, retry: bool = True) -> bool:
-        """Report a failure or release: True when recorded, False when refused."""
-        return self._post(f"/api/trials/{trial_id}/failure", failure, retry=retry) is not None
+    def failure(self, trial_id: int, failure: TrialFailure, *, retry: bool = True) -> TrialAck:
+        """Report a failure or a release; `Dropped` when refused."""
+        path = f"/api/trials/{trial_id}/failure"
+        response = self._post(path, failure, retry=retry, trial=True)
+        return TrialAck.model_validate_json(response.content)
 
 
 def _route_detail(response: httpx.Response) -> object:

@@ -10,6 +10,8 @@ handle, breaking out of the loop or an exception escaping it hands the lease bac
 Ctrl-C do the same, then stop: SIGTERM raises `Terminated` (a SystemExit, status 143),
 Ctrl-C the usual KeyboardInterrupt. Leases, results and failures are retried while the
 server is unreachable (`avatune.lease_client`), so a loop outlives a server restart.
+A trial the server no longer holds (404: its study was deleted; 409: its lease expired) is
+"refused": heartbeats stop and its report returns False.
 The stream ends when the study is done, failed or cancelled (an empty lease, then the
 study's state), or after `max_trials` trials.
 
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import ValidationError
 
 from avatune.errors import ServerUnreachable, TrialSettled, WrongStudy
-from avatune.lease_client import Backoff, ServiceClient, Stopped
+from avatune.lease_client import Backoff, Dropped, ServiceClient, Stopped
 from studies.protocol import (
     MAX_CURVE,
     Heartbeat,
@@ -134,7 +136,7 @@ class TrialHandle:
 
     @property
     def lost(self) -> bool:
-        """Whether a heartbeat found the lease gone (expired): a report will be refused."""
+        """Whether a heartbeat found the lease gone (expired, or the trial deleted)."""
         return self._lost.is_set()
 
     def progress(self, done: int, total: int) -> None:
@@ -150,8 +152,8 @@ class TrialHandle:
         diverged: bool = False,
     ) -> bool:
         """Report the training's result (a number, or a `Result`); True when the server
-        recorded it, False when it refused it (the lease was lost). Waits out an
-        unreachable server. ValueError (nothing sent) when the value is not finite;
+        recorded it, False when it refused it (the lease was lost, or the trial deleted).
+        Waits out an unreachable server. ValueError (nothing sent) when the value is not finite;
         TrialSettled when the trial was settled already."""
         if isinstance(value, Result):
             if test_value is not None or curve or diverged:
@@ -186,7 +188,7 @@ class TrialHandle:
             return False
 
     def _settle(
-        self, state: TrialState, send: Callable[[], bool], value: float | None = None
+        self, state: TrialState, send: Callable[[], object], value: float | None = None
     ) -> bool:
         if self.state != "leased":
             raise TrialSettled(
@@ -194,9 +196,14 @@ class TrialHandle:
                 "trial once"
             )
         self.value = value
-        taken = send()  # heartbeats go on while a delivery waits for the server
-        self._finish(state if taken else "refused")
-        return taken
+        try:
+            send()  # heartbeats go on while a delivery waits for the server
+        except Dropped as error:
+            log.warning("trial %d refused: %s", self.trial_id, error)
+            self._finish("refused")
+            return False
+        self._finish(state)
+        return True
 
     def _finish(self, state: TrialState) -> None:
         self.state = state
@@ -208,20 +215,18 @@ class TrialHandle:
         while not self._stop_beats.wait(every):
             done, total = self._steps
             try:
-                ack = beats.heartbeat(
-                    self.trial_id, Heartbeat(token=self._token, done=done, total=total)
-                )
+                beats.heartbeat(self.trial_id, Heartbeat(token=self._token, done=done, total=total))
             except ConnectionError as error:
                 log.debug("heartbeat of trial %d failed (%s); retrying", self.trial_id, error)
                 continue
+            except Dropped as error:  # expired, or the study was deleted: beating is over
+                if not self._stop_beats.is_set():
+                    log.warning("the lease on trial %d was lost: %s", self.trial_id, error)
+                    self._lost.set()
+                return
             except Exception as error:  # a refused beat must not end the thread silently
                 log.warning("heartbeat of trial %d refused: %s", self.trial_id, error)
                 continue
-            if ack is None:
-                if not self._stop_beats.is_set():
-                    log.warning("the lease on trial %d was lost (expired)", self.trial_id)
-                    self._lost.set()
-                return
 
 
 def _number(value: object) -> float:

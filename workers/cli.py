@@ -99,7 +99,7 @@ def worker(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--server") from None
     device = _device(device)
-    from workers.loop import run_worker
+    from workers.run import run_worker
 
     configure_logging(log_level, log_format)
     run_worker(

@@ -1,5 +1,6 @@
 """Chaos on PostgreSQL for a whole study: workers SIGKILLed or frozen past their lease, the
-server killed or stopped and restarted; nothing may be lost, duplicated or left leased."""
+server killed or stopped and restarted, or frozen past every lease, a study deleted under a
+worker's lease; nothing may be lost, duplicated or left leased."""
 
 from __future__ import annotations
 
@@ -94,9 +95,9 @@ def _lease_gone(url: str, study_id: int, held: dict[int, int]) -> bool:
     return all(now[i]["state"] != "leased" or now[i]["attempts"] > a for i, a in held.items())
 
 
-def _refusals(log: Path) -> dict[int, int]:
-    """Results refused to each worker that exited cleanly, by pid (from its summary line)."""
-    found = re.findall(r"worker \S+-(\d+)-[0-9a-f]+: .*? (\d+) refused", log.read_text())
+def _drops(log: Path) -> dict[int, int]:
+    """Trials each worker that exited cleanly dropped on a 404/409, by pid (its summary)."""
+    found = re.findall(r"worker \S+-(\d+)-[0-9a-f]+: .*? (\d+) dropped", log.read_text())
     return {int(pid): int(n) for pid, n in found}
 
 
@@ -182,7 +183,7 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
         assert not _leased(server.url, study_id)
         # a worker still starting up has no SIGTERM handler yet: wait until each has asked
         assert wait_until(lambda: {w.pid for w in workers} <= _seen_pids(server.url), 30)
-        # a worker resumed last finishes its stale training, then hears its result refused
+        # a worker resumed last finishes its stale training, then drops its refused result
         time.sleep(max(0.0, last_resume + FAKE_SECONDS + 1.0 - time.monotonic()))
         codes = stop_workers(workers)
         rows = trial_rows(postgres_url, study_id)
@@ -197,9 +198,9 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
     for trial_id, pid in orphaned.items():
         row = by_id[trial_id]
         assert row.attempts >= 2 and pid_of(row.worker_id) != pid, row
-    refused = _refusals(log)
-    for pid, trials in late.items():  # a late result is refused; the trial is leased again
-        assert refused.get(pid, 0) >= len(trials), (pid, refused)
+    dropped = _drops(log)
+    for pid, trials in late.items():  # a late beat or result is refused: dropped, leased again
+        assert dropped.get(pid, 0) >= len(trials), (pid, dropped)
         assert all(by_id[i].attempts >= 2 for i in trials), [by_id[i] for i in trials]
     # Each lease of a trial counts one attempt (no release here: kills are SIGKILL). The
     # workers' lease counts are written at most once a second, so a killed server or a
@@ -210,7 +211,137 @@ def test_kills_freezes_and_restarts_lose_and_duplicate_nothing(
     print(
         f"chaos: {n} trials in {seconds:.1f} s, {kills} workers killed holding "
         f"{len(orphaned)} trials, {len(late)} frozen past their lease holding "
-        f"{sum(map(len, late.values()))} trials ({sum(refused.values())} late results "
-        f"refused), {len(OUTAGE_BANDS)} server outages; {attempts} attempts, at most "
+        f"{sum(map(len, late.values()))} trials ({sum(dropped.values())} trials dropped "
+        f"late), {len(OUTAGE_BANDS)} server outages; {attempts} attempts, at most "
         f"{max(r.attempts for r in rows)} a trial ({leased} counted by the workers table)"
+    )
+
+
+def _create(url: str, spec: dict[str, Any]) -> int:
+    """Create a study; its id."""
+    response = httpx.post(f"{url}/api/studies", json=spec, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def _shared_lease(db_url: str, first: int, second: int) -> bool:
+    """Whether one lease token holds trials of both studies."""
+    tokens = [
+        {r.lease_token for r in trial_rows(db_url, s) if r.state == "leased"}
+        for s in (first, second)
+    ]
+    return bool(tokens[0] & tokens[1])
+
+
+def test_deleting_a_study_mid_lease_drops_only_its_trials(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "log.txt"
+    seconds = 2 * LEASE_SECONDS  # a lease's training outlives it: only heartbeats keep it
+    server = ServerProcess(postgres_url, lease_seconds=LEASE_SECONDS, log=log).start()
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        doomed = _create(server.url, grid_study("doomed", n_alpha=1, n_eps=2))
+        kept = _create(server.url, grid_study("kept", n_alpha=3, n_eps=3))
+        # the first lease: both trials of `doomed` first (lowest ids), then two of `kept`
+        worker = start_worker(server.url, max_batch=4, fake_seconds=seconds, log=log)
+        assert wait_until(partial(_shared_lease, postgres_url, doomed, kept), 30), log.read_text()
+        held = {r.id for r in trial_rows(postgres_url, doomed)}
+        assert httpx.delete(f"{server.url}/api/studies/{doomed}", timeout=30).status_code == 204
+        done = wait_until(lambda: _study(server.url, kept)["state"] == "done", 60)
+        assert done and worker.poll() is None, log.read_text()[-5000:]
+        rows = trial_rows(postgres_url, kept)
+        assert_finished_exactly_once(rows, 9, max_attempts=1)  # no lease of `kept` expired
+        assert_results_from_holders(rows, {worker.pid: seconds})
+        assert_api_agrees(server.url, kept, rows, worker_rows(postgres_url))
+        assert not trial_rows(postgres_url, doomed)
+        assert httpx.get(f"{server.url}/api/studies/{doomed}", timeout=30).status_code == 404
+        after = _create(server.url, grid_study("after", n_alpha=1, n_eps=1))  # still working
+        assert wait_until(lambda: _study(server.url, after)["state"] == "done", 30)
+        codes = stop_workers([worker])
+    finally:
+        stop_workers([worker] if worker else [])
+        server.kill()
+    text = log.read_text()
+    assert codes == [0], text[-5000:]
+    drops = re.findall(r"trial (\d+) dropped: the server refused its (\w+) \(404: ", text)
+    assert sorted(int(t) for t, _ in drops) == sorted(held), text[-5000:]  # each one once
+    assert "heartbeat" in {call for _, call in drops}  # the lease's first trial was doomed
+    assert _drops(log) == {worker.pid: len(held)}
+    assert "Traceback" not in text
+
+
+def _held(db_url: str, study_id: int) -> dict[int, tuple[int, int | None]]:
+    """The study's leased trials (from the database): id → (attempts, holder's pid)."""
+    return {
+        r.id: (r.attempts, pid_of(r.worker_id))
+        for r in trial_rows(db_url, study_id)
+        if r.state == "leased"
+    }
+
+
+def test_a_server_frozen_past_every_lease_loses_and_duplicates_nothing(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVATUNE_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
+    log = tmp_path / "log.txt"
+    side, n = 6, 36
+    server = ServerProcess(postgres_url, lease_seconds=LEASE_SECONDS, log=log).start()
+    assert server.process is not None
+    workers: list[subprocess.Popen[bytes]] = []
+    fake_seconds: dict[int, float] = {}  # pid → its training time, unique: tags its results
+    held: dict[int, tuple[int, int | None]] = {}  # trial → (attempts, holder) when frozen
+    try:
+        study_id = _create(server.url, grid_study(n_alpha=side, n_eps=side))
+        for k in range(3):
+            worker = start_worker(
+                server.url, max_batch=MAX_BATCH, fake_seconds=1.0 + k * 1e-4, log=log
+            )
+            fake_seconds[worker.pid] = 1.0 + k * 1e-4
+            workers.append(worker)
+        for fraction in (0.2, 0.55):
+
+            def busy(share: float = fraction) -> bool:
+                done = _study(server.url, study_id)["trainings_done"] >= share * n
+                return done and bool(_held(postgres_url, study_id))
+
+            assert wait_until(busy, 60), log.read_text()[-5000:]
+            server.process.send_signal(signal.SIGSTOP)  # requests queue up unanswered
+            frozen = _held(postgres_url, study_id)
+            time.sleep(LEASE_SECONDS + 1.5)  # every lease expires meanwhile
+            server.process.send_signal(signal.SIGCONT)
+            before = {i: a for i, (a, _) in frozen.items()}
+            assert wait_until(partial(_lease_gone, server.url, study_id, before), 15)
+            held.update(frozen)
+        assert wait_until(lambda: _study(server.url, study_id)["state"] == "done", 90)
+        assert not _leased(server.url, study_id)
+        assert wait_until(lambda: {w.pid for w in workers} <= _seen_pids(server.url), 30)
+        time.sleep(1.5)  # a worker still training a lost lease drops its result
+        codes = stop_workers(workers)
+        rows = trial_rows(postgres_url, study_id)
+        assert_finished_exactly_once(rows, n, MAX_ATTEMPTS)
+        assert_results_from_holders(rows, fake_seconds)
+        assert_api_agrees(server.url, study_id, rows, worker_rows(postgres_url))
+    finally:
+        stop_workers(workers)
+        server.kill()
+    assert codes == [0, 0, 0], log.read_text()[-5000:]
+    by_id = {r.id: r for r in rows}
+    # a held trial was leased again, unless its result landed as the server froze
+    releases: dict[int | None, int] = {}
+    for trial_id, (attempts, holder) in held.items():
+        row = by_id[trial_id]
+        if row.attempts == attempts:
+            assert pid_of(row.worker_id) == holder, row
+        else:
+            assert row.attempts > attempts, row
+            releases[holder] = releases.get(holder, 0) + 1
+    assert releases, "no lease expired while the server was frozen: the test proved nothing"
+    dropped = _drops(log)
+    for pid, count in releases.items():  # each holder dropped the trials it lost
+        assert dropped.get(pid, 0) >= count, (pid, dropped)
+    print(
+        f"server frozen twice for {LEASE_SECONDS + 1.5:.1f} s: {len(held)} trials held, "
+        f"{sum(releases.values())} leased again; {sum(dropped.values())} dropped by workers; "
+        f"{sum(r.attempts for r in rows)} attempts for {n} trials"
     )

@@ -10,7 +10,7 @@ import os
 import time
 
 from studies.protocol import LeaseResponse
-from workers.loop import Outcome, ProgressFn
+from workers.lease_training import Outcome, ProgressFn
 
 
 def objective(alpha: float, eps: float) -> float:

@@ -16,7 +16,8 @@ from studies.protocol import LeaseResponse
 from tests.service.fake_training import train as fake_train
 from tests.service.helpers import ThreadServer, app_for, grid_study, wait_until
 from workers.capabilities import WorkerCapabilities
-from workers.loop import Outcome, ProgressFn, WorkerLoop
+from workers.lease_training import Outcome, ProgressFn
+from workers.loop import WorkerLoop
 
 NADAM = "torch.optim:NAdam"
 MISSING = "torch.optim:NoSuchOptimizer"

@@ -14,7 +14,8 @@ from avatune.lease_client import Backoff, ServiceClient
 from studies.protocol import MAX_DIAGNOSTICS_VALUES, TrialResult
 from studies.specs import ExperimentSpec, Fidelity
 from tests.service.helpers import ThreadServer, app_for, grid_study
-from workers.loop import WorkerLoop, torch_trainer
+from workers.lease_training import torch_trainer
+from workers.loop import WorkerLoop
 
 MLP_LAYERS = ["W1", "b1", "W2", "b2", "W3", "b3"]
 TOKEN = "t" * 20

@@ -17,7 +17,8 @@ from studies.protocol import LeaseResponse
 from studies.spec_errors import SpecError
 from studies.specs import spec_from_file
 from tests.service.helpers import ThreadServer, app_for, grid_study
-from workers.loop import Outcome, ProgressFn, WorkerLoop, torch_trainer
+from workers.lease_training import Outcome, ProgressFn, torch_trainer
+from workers.loop import WorkerLoop
 from workers.tasks.charlm import CharLSTM, CharLSTMModel
 
 TINY = {"embedding": 3, "seq_len": 4, "eval_windows": 2, "eval_batch": 2}

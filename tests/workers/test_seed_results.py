@@ -6,7 +6,7 @@ import pytest
 
 from studies.protocol import LeasedTrial, LeaseResponse
 from studies.specs import Fidelity, OptimizerRef, TaskRef
-from workers.loop import _result, seed_outcome, torch_trainer
+from workers.lease_training import seed_outcome, torch_trainer, wire_result
 from workers.trainer import TrialConfig, TrialResult, train
 
 CHANCE = 90.0
@@ -28,7 +28,7 @@ def test_one_diverged_seed_leaves_the_other_seeds_values() -> None:
     assert outcome.value == pytest.approx((30 + CHANCE + 40) / 3)
     assert outcome.test_value == pytest.approx((31 + CHANCE + 41) / 3)
     assert outcome.diverged and outcome.chance == CHANCE
-    sent = _result(TOKEN, outcome)  # the wire model accepts it as it is
+    sent = wire_result(TOKEN, outcome)  # the wire model accepts it as it is
     assert sent.seed_values == [30.0, CHANCE, 40.0] and sent.diverged
     assert sent.seed_diverged == [False, True, False] and sent.chance == CHANCE
 
@@ -64,4 +64,4 @@ def test_torch_trainer_sends_each_seed_of_a_lease() -> None:
         assert outcome.seed_values == pytest.approx(expected)
         assert outcome.seed_diverged == [False, False] and outcome.chance == CHANCE
         assert outcome.value == pytest.approx(sum(expected) / seeds)
-        assert _result(TOKEN, outcome).seed_values == outcome.seed_values
+        assert wire_result(TOKEN, outcome).seed_values == outcome.seed_values

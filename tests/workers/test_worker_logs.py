@@ -33,7 +33,8 @@ from tests.service.helpers import (
     grid_study,
     wait_until,
 )
-from workers.loop import Outcome, ProgressFn, WorkerLoop
+from workers.lease_training import Outcome, ProgressFn
+from workers.loop import WorkerLoop
 
 WORKER = "import typer; from workers.cli import worker; typer.run(worker)"
 
