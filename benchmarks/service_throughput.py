@@ -6,12 +6,14 @@ keep-alive connection each) loop lease(1) + result (no training). "tuned": the s
 on CLIENTS random-search studies whose in-flight limit is 1, so every lease asks a tuner
 (rebuilt from the study's trials) within the limits. "advertising": the grid loop with
 leases that list what the worker can run, as `avatune worker` sends them (the server
-filters by the lists and names what to probe). Optuna: CLIENTS threads
+filters by the lists and names what to probe). "tpe": the tuned loop on TPE studies on the
+paper grid, while a prober times `/healthz` every PROBE_SECONDS (its p99 and max show
+whether tuner asks hold up the event loop). Optuna: CLIENTS threads
 loop ask (two float params, random sampling) + tell on one RDBStorage study. Both run
 SECONDS after a short warm-up, on SQLite and then on a PostgreSQL server the script starts
 itself (skipped when its binaries are missing). Prints one JSON line (with the 1-minute
 load average: timings on a shared machine are noisy). Targets on SQLite:
-avatune_roundtrips_per_s ≥ 300 and ratio ≥ 5.
+avatune_roundtrips_per_s ≥ 300, ratio ≥ 5 and healthz_p99_ms_during_tpe < 100.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 WARMUP = 1.0
+#: Seconds between two `/healthz` probes during the TPE run.
+PROBE_SECONDS = 0.02
 
 
 def _avatune_client(
@@ -85,8 +89,35 @@ def _optuna_client(url: str, start: float, stop: float, index: int, out: Any) ->
     out.put(done)
 
 
-def _run_clients(target: Any, args: tuple, clients: int, seconds: float) -> float:
+def _healthz_prober(port: int, start: float, stop: float, out: list[float]) -> None:
+    """Time `/healthz` (ms) every PROBE_SECONDS from `start` to `stop`, on one keep-alive
+    connection (a load balancer's prober)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    while time.time() < stop:
+        began = time.perf_counter()
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        if time.time() >= start:
+            out.append((time.perf_counter() - began) * 1000)
+        time.sleep(PROBE_SECONDS)
+    conn.close()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """The `q` quantile (nearest rank) of `values`; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def _run_clients(
+    target: Any, args: tuple, clients: int, seconds: float, probe: list[float] | None = None
+) -> float:
     """`clients` threads loop until `stop`, counting only after a warm-up; rate per second.
+    With `probe`, one more thread times `/healthz` (port: `args[0]`) into it meanwhile.
 
     Threads of one process (not processes): on a small machine, client processes would
     take the cores the server (or Optuna's own work) needs.
@@ -98,10 +129,15 @@ def _run_clients(target: Any, args: tuple, clients: int, seconds: float) -> floa
         threading.Thread(target=target, args=(*args, start, stop, index, counts))
         for index in range(clients)
     ]
+    if probe is not None:
+        prober = threading.Thread(target=_healthz_prober, args=(args[0], start, stop, probe))
+        prober.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=seconds + 120)
+    if probe is not None:
+        prober.join(timeout=seconds + 120)
     return sum(counts.get() for _ in threads) / seconds
 
 
@@ -130,13 +166,31 @@ def _tuned_spec(index: int) -> dict[str, Any]:
     }
 
 
+def _tpe_spec(index: int) -> dict[str, Any]:
+    return {
+        "name": f"tpe-{index}",
+        "task": "mnist1d-mlp",
+        "optimizer": "adam",
+        "space": {"grid": "paper"},
+        "tuner": {"name": "tpe", "seed": index},
+        "budget": 441,
+    }
+
+
 def measure_avatune(
-    url: str, clients: int, seconds: float, tuned: bool = False, advertise: bool = False
+    url: str,
+    clients: int,
+    seconds: float,
+    tuned: bool = False,
+    advertise: bool = False,
+    tpe: bool = False,
+    probe: list[float] | None = None,
 ) -> float:
     """Round trips per second (lease(1) + result) against a fresh server on `url`: on one
-    big grid, or (`tuned`) on one in-flight-limited random study per client; with
-    `advertise`, leases that list what the worker can run (every built-in name, as
-    `avatune worker` sends them: the server filters by them and names what to probe)."""
+    big grid, or (`tuned`) on one in-flight-limited random study per client, or (`tpe`) one
+    TPE study on the paper grid per client; with `advertise`, leases that list what the
+    worker can run (every built-in name, as `avatune worker` sends them: the server filters
+    by them and names what to probe); with `probe`, `/healthz` latencies (ms) go there."""
     import httpx
 
     from service.migrations import upgrade
@@ -145,12 +199,14 @@ def measure_avatune(
 
     upgrade(url)
     specs = [_tuned_spec(i) for i in range(clients)] if tuned else [_grid_spec()]
+    if tpe:
+        specs = [_tpe_spec(i) for i in range(clients)]
     with ServerProcess(url, lease_seconds=600) as server:
         for spec in specs:
             created = httpx.post(f"{server.url}/api/studies", json=spec, timeout=120)
             created.raise_for_status()
         advertised = {"tasks": list(TASKS), "optimizers": list(OPTIMIZERS)} if advertise else {}
-        return _run_clients(_avatune_client, (server.port, advertised), clients, seconds)
+        return _run_clients(_avatune_client, (server.port, advertised), clients, seconds, probe)
 
 
 def measure_optuna(url: str, clients: int, seconds: float) -> float:
@@ -182,11 +238,19 @@ def main() -> None:
         listed = measure_avatune(
             f"sqlite:///{tmp}/listed.db", args.clients, args.seconds, advertise=True
         )
+        probes: list[float] = []
+        tpe = measure_avatune(
+            f"sqlite:///{tmp}/tpe.db", args.clients, args.seconds, tpe=True, probe=probes
+        )
         optuna_rate = measure_optuna(f"sqlite:///{tmp}/optuna.db", args.clients, args.seconds)
     figures.update(
         avatune_roundtrips_per_s=round(avatune, 1),
         avatune_tuned_roundtrips_per_s=round(tuned, 1),
         avatune_advertising_roundtrips_per_s=round(listed, 1),
+        avatune_tpe_roundtrips_per_s=round(tpe, 1),
+        healthz_p99_ms_during_tpe=round(_percentile(probes, 0.99), 1),
+        healthz_max_ms_during_tpe=round(max(probes, default=float("nan")), 1),
+        healthz_probes_during_tpe=len(probes),
         optuna_rdb_asktell_per_s=round(optuna_rate, 1),
         ratio=round(avatune / optuna_rate, 2),
     )

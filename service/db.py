@@ -3,11 +3,22 @@
 Every unit of work is a Core transaction on a `Connection`: `Database.write()` for work
 that changes rows (on SQLite ``BEGIN IMMEDIATE``, so writers queue on the lock instead of
 failing on upgrade), `Database.read()` for queries (a deferred transaction on SQLite).
+Async routes hand their work to `Database.run`, which never lets it wait in the event
+loop. On SQLite it is tried there first, without waiting: when the write lock is free and
+the work is short it runs at once (a thread hop costs more than such work); when the lock
+is taken, or the work would run long (a lease that asks tuners: `leave_loop`), it goes to
+one long-lived writer thread that takes work from a queue (SQLite has one writer anyway,
+and a queue is cheaper than anyio's thread pool). On PostgreSQL anyio's worker threads
+run it, so that transactions of concurrent requests overlap.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -17,12 +28,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from anyio import to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.sql import Select
+
+from service.process_cache import ProcessCache
 
 if TYPE_CHECKING:
     from studies.specs import StudySpec
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Select[Any])
 SQLITE_BUSY_MS = 30_000
 _READ = "avatune_read"
 
@@ -110,13 +125,13 @@ def connection_error_message(url: str | URL, error: BaseException) -> str:
     )
 
 
-def _sqlite_events(engine: Engine) -> None:
+def _sqlite_events(engine: Engine, busy_ms: int = SQLITE_BUSY_MS) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -127,8 +142,9 @@ def _sqlite_events(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str | URL, *, pool_size: int = 20) -> Engine:
-    """An engine for `url`, configured for this service's transactions."""
+def make_engine(url: str | URL, *, pool_size: int = 20, busy_ms: int = SQLITE_BUSY_MS) -> Engine:
+    """An engine for `url`, configured for this service's transactions (on SQLite, waiting
+    `busy_ms` for a lock)."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
@@ -136,13 +152,100 @@ def make_engine(url: str | URL, *, pool_size: int = 20) -> Engine:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_timeout=60,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
         )
-        _sqlite_events(engine)
+        _sqlite_events(engine, busy_ms)
         return engine
     return create_engine(
         parsed, pool_size=pool_size, max_overflow=pool_size, pool_timeout=60, pool_recycle=3600
     )
+
+
+def for_update(stmt: S, conn: Connection, *, skip_locked: bool = False, of: Any = None) -> S:
+    """`stmt` with ``FOR UPDATE`` on PostgreSQL only (SQLite's BEGIN IMMEDIATE serialises)."""
+    if conn.dialect.name != "postgresql":
+        return stmt
+    return stmt.with_for_update(skip_locked=skip_locked, of=of)
+
+
+def lock(conn: Connection, stmt: Select[Any], params: dict[str, Any] | None = None) -> None:
+    """Lock the rows `stmt` selects till the transaction ends (PostgreSQL; a no-op on SQLite)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(for_update(stmt, conn), params or {}).all()
+
+
+def _file(engine: Engine) -> bool:
+    """Whether `engine` is on a SQLite file (which a second engine opens as the same database)."""
+    database = engine.url.database or ""
+    return engine.dialect.name == "sqlite" and database not in ("", ":memory:")
+
+
+class NeedsWriter(Exception):
+    """Work tried in the event loop that would wait or run long: run it on the writer thread."""
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Give `future` the work's outcome (in the event loop), unless it was cancelled."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _Writer:
+    """One long-lived thread that runs SQLite work handed to it through a queue, in order."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(
+        self, loop: asyncio.AbstractEventLoop, call: Callable[[], Any]
+    ) -> asyncio.Future[Any]:
+        """Queue `call`; its outcome arrives in a future of `loop`."""
+        future = loop.create_future()
+        self._start()
+        self._jobs.put((loop, future, call))
+        return future
+
+    def _start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name="avatune-sqlite-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            loop, future, call = job
+            if future.cancelled():  # its request went away while it waited
+                continue
+            result, error = None, None
+            try:
+                result = call()
+            except BaseException as caught:  # handed to the awaiting route
+                error = caught
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_deliver, future, result, error)
+            del job, loop, future, call, result, error
+
+    def stop(self) -> None:
+        """Let the thread finish the queued work and end (a later `submit` starts another)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._jobs.put(None)
+            if thread is not threading.current_thread():
+                thread.join(timeout=60)
 
 
 class Database:
@@ -151,10 +254,14 @@ class Database:
     def __init__(self, url: str | URL, *, pool_size: int = 20) -> None:
         self.engine = make_engine(url, pool_size=pool_size)
         self._reader = self.engine.execution_options(**{_READ: True})
+        self._writer = _Writer()
+        #: SQLite transactions tried in the event loop: they never wait for the lock.
+        self._nowait = make_engine(url, pool_size=2, busy_ms=0) if _file(self.engine) else None
+        self._local = threading.local()
         #: Study specs by id: immutable once created, ids never reused.
         self.specs: dict[int, StudySpec] = {}
         #: Small per-process bookkeeping (e.g. when expired leases were last reaped).
-        self.state: dict[str, Any] = {}
+        self.cache = ProcessCache()
 
     @property
     def dialect(self) -> str:
@@ -164,8 +271,24 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that may change rows; committed on success, rolled back on error."""
-        with self.engine.begin() as conn:
+        if self._nowait is None or not getattr(self._local, "in_loop", False):
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with contextlib.ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self._nowait.begin())
+            except OperationalError as error:  # the lock is taken: do not wait for it here
+                if "locked" in str(error.orig) or "busy" in str(error.orig):
+                    raise NeedsWriter from None
+                raise
             yield conn
+
+    def leave_loop(self) -> None:
+        """In work tried in the event loop, hand it to the writer thread (before it runs
+        long: its transaction rolls back and it runs again there); elsewhere nothing."""
+        if getattr(self._local, "in_loop", False):
+            raise NeedsWriter
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -174,16 +297,28 @@ class Database:
             yield conn
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking database work from an async route.
+        """Run blocking database work from an async route; it never waits in the event loop.
 
-        SQLite has one writer at a time, so its short transactions run right in the event
-        loop (a thread hop would cost more than the work); PostgreSQL's run in worker
-        threads, so that transactions of concurrent requests overlap.
+        On SQLite `fn` (one write transaction) is tried in the event loop without waiting
+        for the lock; when the lock is taken, or `fn` calls `leave_loop` (a tuner ask), the
+        writer thread runs it (a lock wait or a long ask then delays other writes but never
+        the event loop). On PostgreSQL anyio's worker threads run it, so that concurrent
+        requests' transactions overlap.
         """
-        if self.dialect == "sqlite":
+        if self.dialect != "sqlite":
+            return await to_thread.run_sync(partial(fn, *args))
+        self._local.in_loop = True
+        try:
             return fn(*args)
-        return await to_thread.run_sync(partial(fn, *args))
+        except NeedsWriter:
+            pass
+        finally:
+            self._local.in_loop = False
+        return await self._writer.submit(asyncio.get_running_loop(), partial(fn, *args))
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the writer thread and close every pooled connection."""
+        self._writer.stop()
+        if self._nowait is not None:
+            self._nowait.dispose()
         self.engine.dispose()

@@ -12,6 +12,8 @@ WHERE state = 'queued'`` inside a ``BEGIN IMMEDIATE`` transaction; tuners are as
 same transaction. Reports (result, failure) must present the token of a live lease — one
 guarded UPDATE checks state, token and expiry at once (tokens are 192 random bits) —
 anything else is a `Conflict` (409) and changes nothing, so no result is counted twice.
+A lease's expiry counts from when it commits, not from when the request came: a wait for
+the write lock or a slow tuner ask never hands out a lease that is already running out.
 Expired leases are reaped by lease calls (at most every `REAP_INTERVAL` seconds per API
 process): the trial goes back to the queue, or fails after `max_attempts` leases.
 """
@@ -30,7 +32,7 @@ from sqlalchemy import Connection, Row, bindparam, case, func, or_, select, upda
 from sqlalchemy.orm import aliased
 
 from service import lifecycle, tuning
-from service.db import Database
+from service.db import Database, for_update
 from service.errors import Conflict, NotFound, ServiceError
 from service.models import (
     PENDING_STATES,
@@ -59,6 +61,9 @@ from studies.protocol import (
 TUNER_STUDIES_PER_CALL = 8
 #: Seconds between two looks for expired leases (per API process).
 REAP_INTERVAL = 0.5
+#: A lease that took longer than this (locks, tuner asks) has its expiry set again just
+#: before it commits, so that it counts from the commit.
+RESTAMP_SECONDS = 0.05
 _RETURNED = (Trial.id, Trial.study_id, Trial.number, Trial.alpha, Trial.eps, Trial.batch_key)
 
 # The hot statements are built once, with bind parameters (building them costs more than
@@ -239,7 +244,6 @@ _ASKABLE = (
 
 def _take_new(
     conn: Connection,
-    dialect: str,
     k: int,
     params: dict[str, Any],
     now: datetime,
@@ -259,8 +263,7 @@ def _take_new(
     if key is not None:
         query = query.where(Study.batch_key == key)
     query = query.order_by(Study.updated_at, Study.id).limit(TUNER_STUDIES_PER_CALL)
-    if dialect == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Study)
+    query = for_update(query, conn, skip_locked=True, of=Study)
     fresh: list[int] = []
     for study in conn.execute(query).all():
         if key is not None and study.batch_key != key:
@@ -317,33 +320,56 @@ def extend_leases(conn: Connection, now: datetime, seconds: float) -> int:
     return result.rowcount
 
 
+_RESTAMP = (
+    update(Trial)
+    .where(Trial.id.in_(bindparam("ids", expanding=True)), Trial.lease_token == bindparam("token"))
+    .values(lease_expires_at=bindparam("expires"))
+)
+
+
+def _restamp(conn: Connection, rows: list[Row], params: dict[str, Any], seconds: float) -> datetime:
+    """The lease's expiry, set again from now when taking its trials took a while."""
+    later = utcnow()
+    if (later - params["now"]).total_seconds() <= RESTAMP_SECONDS:
+        return params["expires"]
+    expires = later + timedelta(seconds=seconds)
+    ids = [r.id for r in rows]
+    conn.execute(_RESTAMP, {"ids": ids, "token": params["token"], "expires": expires})
+    return expires
+
+
 def lease(db: Database, settings: Settings, request: LeaseRequest) -> LeaseResponse:
     """Lease up to `request.max_trials` trials of one task and fidelity to a worker."""
-    now = utcnow()
     k = min(request.max_trials, settings.max_lease_trials)
     token = secrets.token_urlsafe(24)
-    expires = now + timedelta(seconds=settings.lease_seconds)
-    params = {"token": token, "worker": request.worker_id, "now": now, "expires": expires}
     empty = LeaseResponse(
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
         retry_after=settings.idle_retry_seconds,
     )
+    cache = db.cache
     with db.write() as conn:
-        if time.monotonic() >= db.state.get("next_reap", 0.0):
-            db.state["next_reap"] = time.monotonic() + REAP_INTERVAL
+        now = utcnow()  # after SQLite's BEGIN IMMEDIATE: the lock wait does not count
+        expires = now + timedelta(seconds=settings.lease_seconds)
+        params = {"token": token, "worker": request.worker_id, "now": now, "expires": expires}
+        reaping = time.monotonic() >= cache.next_reap  # marked done once committed
+        if reaping:
             reap_expired(conn, now, settings.max_attempts)
         only = _Only.of(request)
         take = _take_queued_postgres if db.dialect == "postgresql" else _take_queued_sqlite
         rows = take(conn, k, params, only, only.params(request))
         if len(rows) < k:
+            db.leave_loop()  # tuners are asked off the event loop
             key = rows[0].batch_key if rows else None
-            rows += _take_new(conn, db.dialect, k - len(rows), params, now, key, request)
+            rows += _take_new(conn, k - len(rows), params, now, key, request)
         workers.touch(db, conn, request, now, len(rows))
         probe = capabilities.to_probe(db, conn, request)
+        if reaping:
+            cache.next_reap = time.monotonic() + REAP_INTERVAL
         if not rows:
             return empty.model_copy(update={"probe": probe})
         specs = {sid: studies.cached_spec(db, conn, sid) for sid in {r.study_id for r in rows}}
+        expires = _restamp(conn, rows, params, settings.lease_seconds)
     rows.sort(key=lambda r: r.id)
     first = specs[rows[0].study_id]
     return LeaseResponse(
@@ -448,17 +474,11 @@ def _refuse(conn: Connection, trial_id: int, now: datetime) -> ServiceError:
 
 
 def heartbeat(db: Database, settings: Settings, trial_id: int, beat: Heartbeat) -> HeartbeatAck:
-    """Extend the lease holding `trial_id` (all its trials) and record progress."""
+    """Extend the lease holding `trial_id` (all its trials, from the commit); record progress."""
     now = utcnow()
-    expires = now + timedelta(seconds=settings.lease_seconds)
-    params = {
-        "token": beat.token,
-        "expires": expires,
-        "now": now,
-        "done": beat.done,
-        "total": beat.total,
-    }
+    params = {"token": beat.token, "now": now, "done": beat.done, "total": beat.total}
     with db.write() as conn:
+        params["expires"] = expires = utcnow() + timedelta(seconds=settings.lease_seconds)
         rows = conn.execute(_BEAT, params).all()
         if trial_id not in {r.id for r in rows}:
             raise _refuse(conn, trial_id, now)  # rolls the extension back
@@ -510,7 +530,7 @@ def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
                 diverged=result.diverged,
                 seeds=_seeds(result),
             )
-        best = db.state.setdefault("best", {})  # never below the stored best: a hint
+        best = db.cache.best  # never below the stored best: a hint
         if result.value < best.get(study_id, math.inf):
             lifecycle.record_best(conn, study_id, trial_id, result.value)
         lifecycle.settle(conn, study_id, now)

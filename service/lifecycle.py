@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, or_, select, update
 
+from service.db import lock
 from service.models import (
     PENDING_STATES,
     SEED_COLUMNS,
@@ -62,8 +63,8 @@ _VALUED = select(exists().where(Trial.study_id == bindparam("sid"), Trial.state.
 # On PostgreSQL two transactions finishing a study's last two trials would each see the
 # other's trial still pending (write skew) and neither would finish the study: the study
 # row is locked first, so the second one looks after the first has committed.
-_LOCK_STUDY = select(Study.id).where(Study.id == bindparam("sid")).with_for_update()
-_LOCK_EXPERIMENT = select(Experiment.id).where(Experiment.id == bindparam("eid")).with_for_update()
+_LOCK_STUDY = select(Study.id).where(Study.id == bindparam("sid"))
+_LOCK_EXPERIMENT = select(Experiment.id).where(Experiment.id == bindparam("eid"))
 _FINISH_STUDY = (
     update(Study)
     .where(Study.id == bindparam("sid"), Study.state.in_(ACTIVE_STUDY_STATES))
@@ -111,8 +112,7 @@ def settle(conn: Connection, study_id: int, now: datetime) -> str | None:
 
     Returns the new state (done, or failed when no trial produced a value), else None.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_STUDY, {"sid": study_id})
+    lock(conn, _LOCK_STUDY, {"sid": study_id})
     if conn.execute(_PENDING, {"sid": study_id}).scalar():
         return None
     study = conn.execute(_STUDY, {"sid": study_id}).one_or_none()
@@ -140,8 +140,7 @@ def settle(conn: Connection, study_id: int, now: datetime) -> str | None:
 def settle_experiment(conn: Connection, experiment_id: int) -> None:
     """Finish an experiment once every one of its studies has: cancelled when one of its
     grids was cancelled (that grid stays incomplete, so there is no report), else done."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_EXPERIMENT, {"eid": experiment_id})
+    lock(conn, _LOCK_EXPERIMENT, {"eid": experiment_id})
     unfinished = conn.execute(
         select(
             exists().where(

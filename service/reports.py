@@ -58,7 +58,7 @@ def _compute(
     db: Database, data_dir: Path, experiment_id: int, spec: ExperimentSpec, tables: list[Any]
 ) -> None:
     """Compute and store a report (on a background thread); remember a failure's message."""
-    running, errors = db.state["reports_running"], db.state["report_errors"]
+    cache = db.cache
     try:
         metrics = build_metrics(spec, tables, Path(data_dir) / "reports" / str(experiment_id))
         data = {
@@ -69,9 +69,11 @@ def _compute(
             experiments.store_report(conn, experiment_id, data, utcnow())
     except Exception as error:  # a report bug must not kill the server; the client is told
         log.exception("report of experiment %s failed", experiment_id)
-        errors[experiment_id] = f"{type(error).__name__}: {error}"[:1000]
+        with cache.reports_lock:
+            cache.report_errors[experiment_id] = f"{type(error).__name__}: {error}"[:1000]
     finally:
-        running.discard(experiment_id)
+        with cache.reports_lock:
+            cache.reports_running.discard(experiment_id)
 
 
 def report(db: Database, data_dir: Path, experiment_id: int) -> ExperimentReport | None:
@@ -87,16 +89,14 @@ def report(db: Database, data_dir: Path, experiment_id: int) -> ExperimentReport
             return ExperimentReport(experiment_id=experiment_id, computed_at=at, **data)
         tables = experiments.grid_tables(conn, experiment_id)
         spec = experiments.get_experiment(conn, experiment_id).spec
-    running: set[int] = db.state.setdefault("reports_running", set())
-    errors: dict[int, str] = db.state.setdefault("report_errors", {})
-    with db.state.setdefault("reports_lock", threading.Lock()):
-        if experiment_id in errors:
-            raise Unavailable(
-                f"computing the report failed: {errors.pop(experiment_id)}; ask again to retry"
-            )
-        if experiment_id in running:
+    cache = db.cache
+    with cache.reports_lock:
+        if experiment_id in cache.report_errors:
+            error = cache.report_errors.pop(experiment_id)
+            raise Unavailable(f"computing the report failed: {error}; ask again to retry")
+        if experiment_id in cache.reports_running:
             return None
-        running.add(experiment_id)
+        cache.reports_running.add(experiment_id)
     threading.Thread(
         target=_compute,
         args=(db, data_dir, experiment_id, spec, tables),

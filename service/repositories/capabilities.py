@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 
 from service.db import Database
 from service.models import Study, StudyState, Worker
+from service.process_cache import RunningNames
 from studies.protocol import MAX_PROBES, Capabilities, Capability, LeaseRequest
 from studies.specs import EXTERNAL_TASK
 
@@ -43,16 +44,16 @@ def to_probe(db: Database, conn: Connection, request: LeaseRequest) -> list[Capa
 def _running_names(db: Database, conn: Connection) -> list[tuple[str, str]]:
     """The (task, optimizer) of running studies, read at most every `NAMES_SECONDS` per API
     process (every lease asks)."""
-    cached = db.state.get("running_names")
-    if cached is not None and time.monotonic() < cached[0]:
-        return cached[1]
+    cached = db.cache.running_names
+    if cached is not None and time.monotonic() < cached.until:
+        return cached.names
     rows = conn.execute(
         select(Study.task, Study.optimizer)
         .where(Study.state == StudyState.running, Study.task != EXTERNAL_TASK)
         .distinct()
     ).all()
     names = [(r.task, r.optimizer) for r in rows]
-    db.state["running_names"] = (time.monotonic() + NAMES_SECONDS, names)
+    db.cache.running_names = RunningNames(time.monotonic() + NAMES_SECONDS, names)
     return names
 
 

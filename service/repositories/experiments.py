@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, select, update
 
 from service import lifecycle
+from service.db import lock
 from service.errors import Conflict, Invalid, NotFound
 from service.models import (
     SEED_COLUMNS,
@@ -238,12 +239,9 @@ def change_state(conn: Connection, experiment_id: int, action: str, now: datetim
         raise Invalid(f"unknown action {action!r}; use pause, resume or cancel")
     allowed, target, moved = _TRANSITIONS[action]
     studies = select(Study.id).where(Study.experiment_id == experiment_id).order_by(Study.id)
-    if conn.dialect.name == "postgresql":
-        # the order lifecycle.settle takes them in (study, then experiment): no deadlock
-        conn.execute(studies.with_for_update()).all()
-        conn.execute(
-            select(Experiment.id).where(Experiment.id == experiment_id).with_for_update()
-        ).all()
+    # the order lifecycle.settle takes them in (study, then experiment): no deadlock
+    lock(conn, studies)
+    lock(conn, select(Experiment.id).where(Experiment.id == experiment_id))
     row = _row(conn, experiment_id)
     if row.state not in allowed:
         raise Conflict(

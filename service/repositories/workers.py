@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service.db import Database
 from service.models import Trial, TrialState, Worker
+from service.process_cache import WorkerTally
 from studies.protocol import LeaseRequest
 from studies.schemas import WorkerOut
 
@@ -53,11 +54,12 @@ _UPSERT_WORKER = {"postgresql": _upsert_worker(pg_insert), "sqlite": _upsert_wor
 def touch(db: Database, conn: Connection, request: LeaseRequest, now: datetime, n: int) -> None:
     """Record that a worker leased `n` trials, and what it can run: its row is written at
     most once a second per API process (its lease counts add up in memory meanwhile)."""
-    book = db.state.setdefault("workers", {})
-    entry = book.setdefault(request.worker_id, [0, 0, 0.0])  # leases, trials, next write
-    entry[0] += 1 if n else 0
-    entry[1] += n
-    if time.monotonic() < entry[2]:
+    tally = db.cache.workers.get(request.worker_id)
+    if tally is None:
+        tally = db.cache.workers[request.worker_id] = WorkerTally()
+    tally.leases += 1 if n else 0
+    tally.trials += n
+    if time.monotonic() < tally.next_write:
         return
     conn.execute(
         _UPSERT_WORKER[db.dialect],
@@ -68,11 +70,12 @@ def touch(db: Database, conn: Connection, request: LeaseRequest, now: datetime, 
             "device": request.device,
             "capabilities": request.capabilities().model_dump(mode="json"),
             "now": now,
-            "leases": entry[0],
-            "n": entry[1],
+            "leases": tally.leases,
+            "n": tally.trials,
         },
     )
-    entry[:] = [0, 0, time.monotonic() + WORKER_WRITE_SECONDS]
+    tally.leases, tally.trials = 0, 0
+    tally.next_write = time.monotonic() + WORKER_WRITE_SECONDS
 
 
 def list_workers(conn: Connection, now: datetime, *, limit: int = 500) -> list[WorkerOut]:
