@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 
 from studies.spec_errors import SCALAR, issues_at
@@ -45,15 +46,52 @@ class Invalid(ServiceError):
     status_code = 422
 
 
-def json_safe(value: Any) -> Any:
-    """`value` with non-finite floats spelled as strings (e.g. echoed bad input)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+#: The answer to a request that nests too deeply to process (e.g. 5000 levels of JSON).
+TOO_DEEP = (
+    "the request nests too deeply to process (JSON bodies here need only a few levels); flatten it"
+)
+#: The answer to text that no UTF-8 can hold, e.g. a lone surrogate sent as JSON's "\ud800".
+NOT_UNICODE = (
+    "the request holds text that is not valid Unicode (a lone surrogate, e.g. \\ud800, "
+    "which UTF-8 cannot encode): send only whole characters"
+)
+#: Levels of nesting an error echoes of its input; deeper values are summarised.
+MAX_ECHO_DEPTH = 12
+DEEP = f"(nested deeper than {MAX_ECHO_DEPTH} levels, not echoed)"
+
+
+def safe_text(text: str) -> str:
+    """`text` encodable as UTF-8: lone surrogates (e.g. JSON's "\\ud800") spelled as escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """`value` (e.g. echoed bad input) as JSON-serialisable data: non-finite floats and other
+    objects spelled as strings, text made UTF-8-encodable, nesting cut at `MAX_ECHO_DEPTH`."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, bytes):
+        return safe_text(value.decode("utf-8", "backslashreplace"))
+    if isinstance(value, dict | list | tuple) and depth >= MAX_ECHO_DEPTH:
+        return DEEP
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {safe_text(str(k)): json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
+        return [json_safe(v, depth + 1) for v in value]
+    if isinstance(value, BaseException):  # e.g. the ValueError in a pydantic error's ctx
+        return safe_text(str(value))
+    try:
+        return json_safe(jsonable_encoder(value), depth + 1)
+    except Exception:  # an echo must never fail: its text will do
+        return safe_text(str(value))
 
 
 def readable_detail(errors: Sequence[dict[str, Any]], body: type[BaseModel] | None) -> list[Any]:
@@ -75,6 +113,8 @@ def readable_detail(errors: Sequence[dict[str, Any]], body: type[BaseModel] | No
             item["loc"] = ["body", *issue.path]
             same = union or original in issue.message
             item["msg"] = issue.message if same else f"{issue.message} ({original})"
+        if item.get("type") == "string_unicode":  # pydantic's words do not name the cause
+            item["msg"] = NOT_UNICODE
         detail.append(item)
     return detail
 

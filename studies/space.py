@@ -20,6 +20,9 @@ MAX_GRID_POINTS = 20_000
 
 GRID_PARAMS: tuple[str, str] = ("i_alpha", "j_eps")
 LOG_PARAMS: tuple[str, str] = ("log10_alpha", "log10_eps")
+#: Least high/low of log-scale bounds: a narrower interval has no room for a search (at
+#: 1e10 and the next float, log10 gives one value twice and the interval has width 0).
+MIN_BOUNDS_RATIO = 1.01
 
 
 def _positive_finite(value: float) -> float:
@@ -50,6 +53,14 @@ class Bounds(BaseModel):
             raise ValueError(
                 f"bounds are inverted or empty (low={self.low}, high={self.high}): "
                 "low must be smaller than high; swap them"
+            )
+        least = self.low * MIN_BOUNDS_RATIO
+        if not self.high >= least:
+            room = f"{least:.6g} here" if math.isfinite(least) else "no float here: lower low"
+            raise ValueError(
+                f"bounds too narrow for a log-scale search (low={self.low}, high={self.high}): "
+                f"high must be at least {MIN_BOUNDS_RATIO} × low ({room}); widen them, or "
+                "give an explicit grid for fixed values"
             )
         return self
 

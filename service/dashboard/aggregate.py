@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 
 from service.dashboard.landscape import Landscape
+from service.dashboard.query_values import is_digits
 from service.dashboard.rates import FINISHED, WINDOW, per_minute
 from service.models import Trial
 
@@ -162,7 +163,7 @@ def decode_cursor(text: str) -> Cursor:
     """The cursor from its text; ValueError when malformed."""
     micros, _, trial_id = text.partition(".")
     problem = ValueError(f"bad cursor {text[:40]!r}: pass back the `cursor` of the last answer")
-    if not (micros.isdigit() and trial_id.isdigit() and len(micros) <= 18 and len(trial_id) <= 10):
+    if not (is_digits(micros, 18) and is_digits(trial_id, 10)):
         raise problem
     try:
         return _EPOCH + int(micros) * _MICRO, min(int(trial_id), 2**31 - 1)

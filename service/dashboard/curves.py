@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from service.dashboard.query_values import id_list
 from service.dashboard.templating import number, sci
 from service.models import VALUED_STATES, Trial
 
@@ -16,13 +17,7 @@ DEFAULT_SELECTED = 5
 
 def parse_ids(values: Iterable[str]) -> list[int]:
     """Trial ids from query values ('12', '3,4'), distinct, at most `MAX_SELECTED`."""
-    ids: list[int] = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if part.isdigit() and len(part) < 11 and int(part) not in ids:
-                ids.append(int(part))
-    return ids[:MAX_SELECTED]
+    return id_list(values, MAX_SELECTED)
 
 
 def best_ids(conn: Connection, study_id: int, n: int = DEFAULT_SELECTED) -> list[int]:

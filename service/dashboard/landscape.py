@@ -60,7 +60,7 @@ def _centres(low: float, high: float) -> list[float]:
 
 def _bin(value: float, bounds: tuple[float, float]) -> int:
     low, high = bounds
-    if value <= 0 or not math.isfinite(value):
+    if value <= 0 or not math.isfinite(value) or not high > low:  # zero width: one bin
         return 0
     k = math.floor((math.log10(value) - low) / (high - low) * BINS)
     return min(max(k, 0), BINS - 1)

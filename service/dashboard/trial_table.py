@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.orm import aliased
 
+from service.dashboard.query_values import positive_int
 from service.models import PENDING_STATES, Trial, TrialState
 
 PAGE_SIZE = 50
@@ -77,12 +78,11 @@ class TableQuery:
         sort = params.get("sort", cls.sort)
         order = params.get("order", cls.order)
         state = params.get("state", cls.state)
-        page = params.get("page", "1")
         return cls(
             sort=sort if sort in SORTS else cls.sort,
             order=order if order in ("asc", "desc") else cls.order,
             state=state if state in FILTERS else cls.state,
-            page=int(page) if page.isdigit() and len(page) <= 6 and int(page) > 0 else 1,
+            page=positive_int(params.get("page"), 1),
         )
 
     def link(self, **changes: Any) -> str:
