@@ -18,7 +18,8 @@ from sqlalchemy import Connection
 
 from service.dashboard.form_auth import cross_site, remember, token_problem
 from service.dashboard.forms import first, read_form
-from service.dashboard.pages import NO_STORE, Db
+from service.dashboard.pages import NO_STORE
+from service.deps import Db
 from service.errors import ServiceError
 from service.models import StudyState, utcnow
 from service.repositories import experiments, studies

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Connection
 
@@ -15,24 +15,22 @@ from service import reports
 from service.dashboard.aggregate import aggregate
 from service.dashboard.controls import controls
 from service.dashboard.landscape import Landscape
-from service.dashboard.pages import NO_STORE, Db, error_page, render
+from service.dashboard.pages import NO_STORE, error_page, render
 from service.dashboard.rates import eta_seconds, study_rates
 from service.dashboard.report_view import cached_view
 from service.dashboard.study_charts import grids_heatmap
 from service.db import Database
-from service.deps import get_settings
+from service.deps import Db, SettingsDep
 from service.errors import ServiceError
 from service.models import StudyState, utcnow
 from service.repositories.experiments import get_experiment, stored_report
 from service.routes.params import ExperimentId
-from service.settings import Settings
 from studies.objectives import objective_of
 from studies.schemas import ExperimentOut
 
 router = APIRouter(include_in_schema=False)
 FINISHED = (StudyState.done, StudyState.failed, StudyState.cancelled)
 ACTIVE = (StudyState.running, StudyState.paused)
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def progress(conn: Connection, experiment: ExperimentOut, now: datetime) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from sqlalchemy import Connection
 from service.dashboard import experiment_form, study_form
 from service.dashboard.form_auth import cross_site, remember, token_problem
 from service.dashboard.forms import FormErrors, first, read_form
-from service.dashboard.pages import Db, render
+from service.dashboard.pages import render
 from service.db import Database
+from service.deps import Db
 from service.errors import ServiceError
 from service.models import utcnow
 from service.repositories.experiments import create_experiment

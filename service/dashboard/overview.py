@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import Connection, func, select
 
-from service.dashboard.pages import Db, render
+from service.dashboard.pages import render
 from service.dashboard.rates import eta_seconds, study_rates
+from service.deps import Db
 from service.models import Study, StudyState, utcnow
 from service.repositories.experiments import list_experiments
 from service.repositories.studies import list_studies

@@ -1,17 +1,14 @@
-"""Rendering helpers shared by the page routes: templates, HTML error pages, dependencies."""
+"""Rendering helpers shared by the page routes: templates and HTML error pages."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from service.dashboard.templating import templates
-from service.db import Database
-from service.deps import get_db
 
-Db = Annotated[Database, Depends(get_db)]
 #: Pages change with every trial: browsers must ask again.
 NO_STORE = {"Cache-Control": "no-store"}
 

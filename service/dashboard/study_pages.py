@@ -9,10 +9,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from service.dashboard import curves
 from service.dashboard.controls import controls
-from service.dashboard.pages import NO_STORE, Db, error_page, render
+from service.dashboard.pages import NO_STORE, error_page, render
 from service.dashboard.study_charts import curves_figure
 from service.dashboard.study_data import increment, snapshot
 from service.dashboard.trial_table import FILTERS, SORTS, TableQuery, trial_page
+from service.deps import Db
 from service.errors import Invalid, NotFound
 from service.models import utcnow
 from service.repositories.studies import get_study

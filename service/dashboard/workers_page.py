@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import Connection
 
-from service.dashboard.pages import Db, render
+from service.dashboard.pages import render
 from service.dashboard.rates import worker_rates
+from service.deps import Db
 from service.models import utcnow
 from service.repositories.workers import list_workers
 

@@ -1,4 +1,4 @@
-"""Trials of a study: pages in number order, and every trial for exports and grid tables.
+"""Trials of a study: pages in number order, an export's pages, and every trial at once.
 
 Trainings only by default: a repeat ask (answered from a training of the same point) is
 counted on its training (`repeats`) and listed only when asked for.
@@ -82,6 +82,52 @@ def all_trials(
     if not repeats:
         query = query.where(Trial.source_trial_id.is_(None))
     return _select(conn, query, study_id, curves)
+
+
+def last_number(conn: Connection, study_id: int) -> int:
+    """The highest trial number of a study (-1 when it has none): where an export stops."""
+    _require_study(conn, study_id)
+    last = conn.execute(select(func.max(Trial.number)).where(Trial.study_id == study_id))
+    value = last.scalar_one()
+    return -1 if value is None else int(value)
+
+
+def export_page(
+    conn: Connection, study_id: int, *, after: int, upto: int, limit: int, curves: bool
+) -> list[TrialOut]:
+    """Trainings of a study with `after` < number <= `upto` in number order, `limit` at
+    most: one page of an export (keyset on the (study_id, number) unique index)."""
+    query = (
+        select(*_COLUMNS)
+        .where(
+            Trial.study_id == study_id,
+            Trial.number > after,
+            Trial.number <= upto,
+            Trial.source_trial_id.is_(None),
+        )
+        .order_by(Trial.number)
+        .limit(limit)
+    )
+    return _select(conn, query, study_id, curves)
+
+
+def repeat_asks_page(
+    conn: Connection, study_id: int, *, after: int, upto: int, limit: int
+) -> list[Row]:
+    """Repeat asks of a study (number, source_trial_id, state) with `after` < number <=
+    `upto` in number order, `limit` at most: one page of the JSON export's `repeats`."""
+    query = (
+        select(Trial.number, Trial.source_trial_id, Trial.state)
+        .where(
+            Trial.study_id == study_id,
+            Trial.number > after,
+            Trial.number <= upto,
+            Trial.source_trial_id.is_not(None),
+        )
+        .order_by(Trial.number)
+        .limit(limit)
+    )
+    return list(conn.execute(query).all())
 
 
 _DIAGNOSED = (Trial.id, Trial.number, Trial.training, Trial.state, Trial.alpha, Trial.eps)

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from service import reports
-from service.auth import require_token
 from service.db import Database
-from service.deps import get_db, get_settings
+from service.deps import AUTH, READ, Db, SettingsDep
 from service.errors import Invalid
 from service.models import utcnow
 from service.repositories import experiments
 from service.routes.params import ExperimentId
-from service.settings import Settings
 from studies.schemas import ExperimentOut, ExperimentReport
 from studies.specs import ExperimentSpec
 
-router = APIRouter(prefix="/api/experiments", tags=["experiments"])
-Db = Annotated[Database, Depends(get_db)]
-AUTH = [Depends(require_token)]
+router = APIRouter(prefix="/api/experiments", tags=["experiments"], dependencies=READ)
 
 
 @router.post("", status_code=201, dependencies=AUTH)
@@ -59,9 +55,7 @@ def get_experiment(experiment_id: ExperimentId, db: Db) -> ExperimentOut:
         503: {"description": "Computing the report failed; asking again retries."},
     },
 )
-def get_report(
-    experiment_id: ExperimentId, db: Db, settings: Annotated[Settings, Depends(get_settings)]
-) -> ExperimentReport:
+def get_report(experiment_id: ExperimentId, db: Db, settings: SettingsDep) -> ExperimentReport:
     """The separability report, computed once the grids are complete, with the grid tables."""
     found = reports.report(db, settings.data_dir, experiment_id)
     if found is None:

@@ -1,24 +1,22 @@
-"""Liveness (`/healthz`) and Prometheus metrics (`/metrics`)."""
+"""Liveness (`/healthz`, always open) and Prometheus metrics (`/metrics`, behind the token
+when reads are protected: scrape it with a bearer token)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.db import Database
-from service.deps import get_db
+from service.deps import READ, Db
 from studies.schemas import Health
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", responses={503: {"model": Health}})
-def healthz(db: Annotated[Database, Depends(get_db)]) -> Health:
+def healthz(db: Db) -> Health:
     """Whether the server runs and reaches its database."""
     try:
         with db.read() as conn:
@@ -30,7 +28,7 @@ def healthz(db: Annotated[Database, Depends(get_db)]) -> Health:
     return Health(status="ok", database=db.dialect)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=READ)
 def metrics(request: Request) -> Response:
     """Prometheus metrics: trials by state, active leases, request latency."""
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

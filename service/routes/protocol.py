@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from service import leases
-from service.auth import require_token
+from service.deps import AUTH
 from service.routes.params import TrialId
 from studies.protocol import (
     Heartbeat,
@@ -17,7 +17,7 @@ from studies.protocol import (
     TrialResult,
 )
 
-router = APIRouter(prefix="/api", tags=["workers"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api", tags=["workers"], dependencies=AUTH)
 # The hot path: the app's database and settings come straight from `request.app.state`
 # (each dependency costs more than these lookups).
 CONFLICT = {409: {"description": "The lease is not live: expired, released or already reported."}}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from service import export
-from service.auth import require_token
 from service.db import Database
-from service.deps import get_db
+from service.deps import AUTH, READ, Db
 from service.errors import Invalid
 from service.models import StudyState, TrialState, utcnow
 from service.repositories import studies, trials
@@ -18,9 +17,7 @@ from service.routes.params import MAX_ID, StudyId
 from studies.schemas import DiagnosticsPage, StudyOut, TrialPage
 from studies.specs import StudySpec
 
-router = APIRouter(prefix="/api/studies", tags=["studies"])
-Db = Annotated[Database, Depends(get_db)]
-AUTH = [Depends(require_token)]
+router = APIRouter(prefix="/api/studies", tags=["studies"], dependencies=READ)
 
 
 @router.post("", status_code=201, dependencies=AUTH)
@@ -125,25 +122,32 @@ def list_diagnostics(
         return trials.diagnostics_page(conn, study_id, after=after, limit=limit)
 
 
+def _attachment(study_id: int, suffix: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="study-{study_id}.{suffix}"'}
+
+
 @router.get("/{study_id}/export.csv", response_class=PlainTextResponse)
-def export_csv(study_id: StudyId, db: Db) -> PlainTextResponse:
-    """Every training as CSV, with its count of repeat asks."""
+def export_csv(study_id: StudyId, db: Db) -> StreamingResponse:
+    """Every training as CSV, with its count of repeat asks (streamed; the trials numbered
+    up to the last one when the download starts)."""
     with db.read() as conn:
-        rows = trials.all_trials(conn, study_id, curves=False)
-    return PlainTextResponse(
-        export.to_csv(rows),
+        upto = trials.last_number(conn, study_id)
+    return StreamingResponse(
+        export.csv_chunks(db, study_id, upto),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="study-{study_id}.csv"'},
+        headers=_attachment(study_id, "csv"),
     )
 
 
 @router.get("/{study_id}/export.json")
-def export_json(study_id: StudyId, db: Db) -> JSONResponse:
-    """The study, every training (with curves) and every repeat ask as JSON."""
+def export_json(study_id: StudyId, db: Db) -> StreamingResponse:
+    """The study, every training (with curves) and every repeat ask as JSON (streamed; the
+    study as the download starts, and its trials numbered up to the last one then)."""
     with db.read() as conn:
         study = studies.get_study(conn, study_id)
-        rows = trials.all_trials(conn, study_id, repeats=True)
-    return JSONResponse(
-        export.to_json(study, rows),
-        headers={"Content-Disposition": f'attachment; filename="study-{study_id}.json"'},
+        upto = trials.last_number(conn, study_id)
+    return StreamingResponse(
+        export.json_chunks(db, study, upto),
+        media_type="application/json",
+        headers=_attachment(study_id, "json"),
     )
