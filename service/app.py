@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
@@ -17,9 +16,18 @@ from service import dashboard
 from service.access_log import AccessLogMiddleware
 from service.body_limit import BodyLimitMiddleware
 from service.db import Database
-from service.errors import ServiceError, body_model, json_safe, readable_detail
+from service.errors import (
+    NOT_UNICODE,
+    TOO_DEEP,
+    ServiceError,
+    body_model,
+    json_safe,
+    readable_detail,
+)
 from service.metrics import LatencyMiddleware, make_registry
+from service.redact import redact
 from service.routes import experiments, health, protocol, studies, workers
+from service.security import SecurityMiddleware
 from service.settings import Settings
 from studies.log_setup import configure_logging
 
@@ -66,19 +74,36 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(error.errors())
+        errors = json_safe(error.errors())  # echoed input: nesting cut, surrogates escaped
         detail = json_safe(readable_detail(errors, body_model(request.scope.get("route"))))
         return JSONResponse({"detail": detail}, status_code=422)
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, error: RecursionError) -> JSONResponse:
+        return JSONResponse({"detail": TOO_DEEP}, status_code=422)
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _not_unicode(_: Request, error: UnicodeEncodeError) -> JSONResponse:
+        return JSONResponse({"detail": NOT_UNICODE}, status_code=422)
+
     @app.exception_handler(OperationalError)
-    async def _database_busy(_: Request, error: OperationalError) -> JSONResponse:
+    async def _database_busy(request: Request, error: OperationalError) -> JSONResponse:
+        # the driver's text (hosts, users, SQL) stays in the server's log, redacted
+        reason = redact(str(error.orig))[:500]
+        log.warning("database unavailable (%s %s): %s", request.method, request.url.path, reason)
         return JSONResponse(
-            {"detail": f"database unavailable, retry: {str(error.orig)[:200]}"},
+            {"detail": "database unavailable, retry"},
             status_code=503,
             headers={"Retry-After": "1"},
         )
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, histogram=histogram)
+    app.add_middleware(
+        SecurityMiddleware,
+        bind=settings.host,
+        extra_hosts=settings.allowed_hosts,
+        docs_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url),
+    )  # Host allowlist, cross-site writes refused, security headers
     app.add_middleware(AccessLogMiddleware)  # outermost: sees every request and its status
     return app

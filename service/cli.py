@@ -56,6 +56,7 @@ def serve(
     from service.leases import extend_leases
     from service.migrations import current
     from service.models import utcnow
+    from service.redact import redact
 
     configure_logging(log_level, log_format)
     log = logging.getLogger("avatune.server")
@@ -72,7 +73,7 @@ def serve(
     for name, value in overrides.items():
         os.environ[f"AVATUNE_{name.upper()}"] = str(value)  # the API processes read these
     url = make_url(settings.database_url)
-    shown, dialect = url.render_as_string(hide_password=True), url.get_backend_name()
+    shown, dialect = redact(url), url.get_backend_name()
     log.info("starting: %s database %s", dialect, shown, extra={"db": shown, "dialect": dialect})
     _migrate(settings.database_url)
     database = Database(settings.database_url, pool_size=1)
@@ -118,15 +119,20 @@ def db_upgrade(
     """Bring the database schema to the latest revision."""
     from sqlalchemy.engine import make_url
 
+    from service.redact import redact
+
     settings = _settings({"database_url": db} if db else {})
     _migrate(settings.database_url, revision)
-    shown = make_url(settings.database_url).render_as_string(hide_password=True)
-    console.print(f"database at {revision}: {shown}")
+    shown = redact(make_url(settings.database_url))
+    console.print(f"database at {revision}: {shown}", markup=False, highlight=False)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    """Print `message` (one line, no markup) to stderr; the Exit to raise with `code`."""
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    """Print `message` (one line, no markup, passwords redacted) to stderr; the Exit to
+    raise with `code`."""
+    from service.redact import redact
+
+    err.print(redact(message), markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

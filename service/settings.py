@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///avatune.db"
 
@@ -14,7 +14,10 @@ DEFAULT_DATABASE_URL = "sqlite:///avatune.db"
 class Settings(BaseSettings):
     """Everything the server reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="AVATUNE_", extra="ignore")
+    # hide_input_in_errors: a refused value (a database URL, a token) is never echoed
+    model_config = SettingsConfigDict(
+        env_prefix="AVATUNE_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
@@ -24,7 +27,27 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, description="Bearer token required by mutating routes and workers."
     )
+    protect_reads: bool = Field(
+        default=False,
+        description="Require the token for reads too: every API GET, the dashboard (after "
+        "/login) and /metrics; /healthz, /login, /static and the API docs stay open.",
+    )
+
+    @field_validator("protect_reads")
+    @classmethod
+    def _protect_reads(cls, value: bool, info: ValidationInfo) -> bool:
+        """Protected reads need a token to protect them with."""
+        token = info.data.get("token")
+        if value and (token is None or not token.get_secret_value()):
+            raise ValueError("needs a token: set AVATUNE_TOKEN too (or leave reads open)")
+        return value
+
     host: str = "127.0.0.1"
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the server answers besides localhost, its --host and this "
+        "machine's name (a comma list; * allows any), against DNS rebinding.",
+    )
     port: int = Field(default=8000, ge=0, le=65535)
     lease_seconds: float = Field(default=120.0, gt=0, le=86_400)
     max_attempts: int = Field(default=3, ge=1, le=100)
@@ -50,10 +73,22 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         """A URL the engine can use (a bare file path is refused with the sqlite:/// form)."""
-        from service.db import check_database_url
+        from service.db import DatabaseURLError, check_database_url
+        from service.redact import redact
 
-        check_database_url(value)
+        try:
+            check_database_url(value)
+        except DatabaseURLError as error:
+            raise ValueError(redact(str(error))) from None
         return value.strip()
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _allowed_hosts(cls, value: object) -> object:
+        """A comma list from the environment: `api, gpu-box.lan`."""
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @property
     def token_value(self) -> str | None:

@@ -2,30 +2,27 @@
 
 Read-only pages need nothing. When the server has a token (`AVATUNE_TOKEN`), a form must
 carry it in its `token` field; the first accepted token is then remembered in an
-HttpOnly, SameSite=Strict cookie, so later forms need not ask again. Form posts from other
-sites are refused either way (the Origin / Sec-Fetch-Site headers), so a page elsewhere
-cannot make a visitor's browser create studies on a local server without a token.
+HttpOnly, SameSite=Strict cookie, so later forms need not ask again. Posts from other
+sites are refused either way (the Origin / Sec-Fetch-Site headers, `service.security`), so
+a page elsewhere cannot make a visitor's browser create studies on a local server.
 """
 
 from __future__ import annotations
 
 import hmac
-from urllib.parse import urlsplit
 
 from fastapi import Request, Response
+
+from service.security import cross_site_reason
 
 COOKIE = "avatune_token"
 COOKIE_DAYS = 30
 
 
 def cross_site(request: Request) -> bool:
-    """Whether the browser says this request comes from another site's page."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return True
-    origin = request.headers.get("origin")
-    if origin is None:
-        return False
-    return origin == "null" or urlsplit(origin).netloc != request.headers.get("host", "")
+    """Whether the browser says this request comes from another site's page (the one check
+    of `service.security`, whose middleware already refuses such writes)."""
+    return cross_site_reason(request.headers) is not None
 
 
 def _matches(given: str | None, expected: str) -> bool:

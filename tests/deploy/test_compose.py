@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import typer
@@ -16,6 +17,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.security import allowed_hosts, host_allowed
 from service.settings import Settings
 from studies.cli import build_app
 
@@ -147,6 +149,28 @@ def test_workers_reach_the_api_with_the_token_and_the_gpu_worker_reserves_a_gpu(
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
 
 
+def test_every_host_the_services_use_is_allowed_by_the_api() -> None:
+    api = SERVICES["api"]
+    command, rest = resolve([interpolate(str(arg)) for arg in api["command"]])
+    bind = command.make_context(command.name, rest).params["host"]
+    extra = interpolate(str(api["environment"].get("AVATUNE_ALLOWED_HOSTS", "")))
+    # parsed as the API parses its environment, checked by the API's own allowlist
+    allowed = allowed_hosts(bind, Settings(allowed_hosts=extra).allowed_hosts)
+    used: set[str] = set()
+    for name in AVATUNE_SERVICES:
+        service = SERVICES[name]
+        texts = [str(arg) for arg in service["command"]]
+        texts += [str(arg) for arg in service.get("healthcheck", {}).get("test", [])]
+        for text in texts:
+            used |= {urlsplit(url).netloc for url in re.findall(r"https?://[^\s'\"]+", text)}
+    assert "api:8000" in used and "127.0.0.1:8000" in used, used
+    for host in used:
+        assert host_allowed(host, allowed), (
+            f"the API would refuse Host {host}: see AVATUNE_ALLOWED_HOSTS"
+        )
+    assert allowed is not None, "the API should not allow every host name"
+
+
 def test_every_avatune_variable_is_read_by_the_settings_or_the_cli() -> None:
     known = known_avatune_variables()
     for name in AVATUNE_SERVICES:
@@ -170,7 +194,8 @@ def test_the_api_healthcheck_hits_a_real_route(tmp_path: Path) -> None:
     found = re.search(r"http://127\.0\.0\.1:8000(/[\w/-]*)", check)
     assert found is not None, check
     path = found.group(1)
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'health.db'}"))
+    url = f"sqlite:///{tmp_path / 'health.db'}"
+    app = create_app(Settings(database_url=url, allowed_hosts=["testserver"]))
     assert path in app.openapi()["paths"], f"{path} is not a route of the API"
     with TestClient(app) as client:
         assert client.get(path).status_code == 200

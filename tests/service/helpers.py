@@ -48,8 +48,13 @@ def grid_study(
     return spec
 
 
+#: The Host that Starlette's TestClient sends, allowed by `settings`.
+TEST_HOST = "testserver"
+
+
 def settings(url: str, **overrides: Any) -> Settings:
-    """Test settings: the database, short retries."""
+    """Test settings: the database, short retries, the TestClient's Host allowed."""
+    overrides.setdefault("allowed_hosts", [TEST_HOST])
     return Settings(database_url=url, idle_retry_seconds=0.05, **overrides)
 
 
