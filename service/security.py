@@ -55,18 +55,23 @@ HEADERS = {
 }
 
 
+def _ascii_digits(text: str) -> bool:
+    """Whether `text` is a port number: ASCII digits only (`str.isdigit` passes '²')."""
+    return text.isascii() and text.isdigit()
+
+
 def split_host(value: str) -> tuple[str, int | None]:
     """A Host header (or host[:port] entry) as (lower-case name, port or None)."""
     value = value.strip().lower()
     port: int | None = None
     if value.startswith("["):  # [::1]:8000
         name, _, rest = value[1:].partition("]")
-        if rest.startswith(":") and rest[1:].isdigit():
+        if rest.startswith(":") and _ascii_digits(rest[1:]):
             port = int(rest[1:])
         return name, port
     if value.count(":") == 1:
         name, _, digits = value.partition(":")
-        if digits.isdigit():
+        if _ascii_digits(digits):
             port = int(digits)
         value = name
     return value.rstrip("."), port

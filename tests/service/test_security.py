@@ -122,6 +122,15 @@ def test_localhost_names_are_always_allowed(sqlite_url: str, host: str) -> None:
         assert client.get("/healthz").status_code == 400  # "testserver" is not one of them
 
 
+def test_a_superscript_port_is_a_4xx_or_answered_never_a_5xx(sqlite_url: str) -> None:
+    with TestClient(app_for(sqlite_url, allowed_hosts=[])) as client:
+        for host in ("localhost:\u00b2", "evil.example:\u00b2", "[::1]:\u00b2"):
+            latin1 = {"Host": host.encode("latin-1")}  # a header may carry any Latin-1 byte
+            assert client.get("/healthz", headers=latin1).status_code < 500
+        origin = {"Host": b"localhost:8000", "Origin": "http://localhost:\u00b2".encode("latin-1")}
+        assert client.post("/api/studies/1/cancel", headers=origin).status_code == 403
+
+
 def test_the_bound_address_and_this_machines_name_are_allowed(sqlite_url: str) -> None:
     app = app_for(sqlite_url, allowed_hosts=[], host="10.1.2.3")
     with TestClient(app) as client:
@@ -179,6 +188,8 @@ def test_workers_lease_and_report(sqlite_url: str) -> None:
         ("::1", ("::1", None)),
         ("Example.COM.", ("example.com", None)),
         ("host:notaport", ("host", None)),
+        ("host:\u00b2", ("host", None)),  # '²'.isdigit() is True, int('²') fails
+        ("[::1]:\u00b2", ("::1", None)),
     ],
 )
 def test_split_host(value: str, expected: tuple[str, int | None]) -> None:
