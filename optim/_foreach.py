@@ -170,10 +170,14 @@ def is_zero(value: HParam) -> bool:
 
 
 def config_sum(tensors: list[Tensor]) -> Tensor:
-    """Sum of every non-leading element of every tensor: one value per config, shape [C]."""
-    total = tensors[0].flatten(1).sum(1)
+    """Sum of every non-leading element of every tensor: one float64 value per config, [C].
+
+    Each tensor is reduced over its own non-config dims in float64 and the per-tensor partials
+    are added in list order, so no config's sum mixes with another's or follows C's layout.
+    """
+    total = tensors[0].flatten(1).sum(1, dtype=torch.float64)
     for t in tensors[1:]:
-        total = total + t.flatten(1).sum(1)
+        total = total + t.flatten(1).sum(1, dtype=torch.float64)
     return total
 
 

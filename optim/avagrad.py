@@ -109,7 +109,8 @@ def _avagrad_elementwise(
     F.mul_(roots, correction)
     F.add_(roots, eps)
     F.reciprocal_(roots)
-    return F.config_sum(F.mul(roots, roots))
+    # summed per config in float64 (independent of C), rounded like the C loop's sums
+    return F.config_sum(F.mul(roots, roots)).to(params[0].dtype)
 
 
 def avagrad_paper(
@@ -153,7 +154,8 @@ def _avagrad_paper_body(
     etas = F.sqrt(exp_avg_sqs)
     F.add_(etas, eps)
     F.reciprocal_(etas)
-    rms = torch.sqrt(F.config_sum(F.mul(etas, etas)) / F.elements_per_config(params))
+    squares = F.config_sum(F.mul(etas, etas)).to(params[0].dtype)
+    rms = torch.sqrt(squares / F.elements_per_config(params))
     update = F.mul(etas, exp_avgs)
     F.mul_(update, lr / rms)
     F.sub_(params, update)

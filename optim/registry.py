@@ -18,6 +18,7 @@ from optim.avagrad import AvaGrad, AvaGradW
 from optim.delayed_adam import DelayedAdam
 from optim.external import external_info
 from optim.fallback import PerConfigOptimizer
+from optim.radam import RAdam
 from optim.sgd import StackedSGD
 
 
@@ -72,23 +73,6 @@ def _torch_sgd(
     return torch.optim.SGD(params, lr=lr, fused=fused or None, **settings)
 
 
-def _fallback(cls: type) -> Callable[..., Any]:
-    def build(
-        params: Any,
-        lr: HParam,
-        eps: HParam | None,
-        fused: bool = False,
-        stacked: bool = True,
-        **settings: Any,
-    ) -> PerConfigOptimizer:
-        hyper: dict[str, Any] = {"lr": lr}
-        if eps is not None:
-            hyper["eps"] = eps
-        return PerConfigOptimizer(params, lambda groups: cls(groups, lr=1.0, **settings), hyper)
-
-    return build
-
-
 OPTIMIZERS: dict[str, OptimizerInfo] = {
     info.name: info
     for info in [
@@ -125,12 +109,12 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
         ),
         OptimizerInfo(
             "radam",
-            "RAdam (torch.optim; batched through the per-config fallback)",
+            "RAdam (torch.optim)",
             True,
             1e-3,
             1e-8,
             _torch(torch.optim.RAdam),
-            _fallback(torch.optim.RAdam),
+            _ours(RAdam),
         ),
         OptimizerInfo(
             "avagrad",

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from tests.workers.helpers import CONFIGS, assert_same_results, tiny_charlm
+from workers.device import resolve_device
+from workers.numerics import composition_rtol
 from workers.trainer import train
+
+#: 1e-5 on CPU; on CUDA, where cuBLAS/cuDNN kernels may change with C, the documented bound.
+RTOL = max(1e-5, composition_rtol(resolve_device()))
 
 CASES = [
     pytest.param("mnist1d-mlp", "adam", dict(steps=12), id="mlp-adam"),
@@ -14,7 +19,7 @@ CASES = [
     pytest.param("mnist1d-cnn", "adam", dict(steps=6, batch_size=16), id="cnn-adam"),
     pytest.param("charlm-lstm", "avagrad", dict(steps=5, batch_size=4), id="charlm-avagrad"),
     pytest.param("eq11", "adam", dict(steps=200), id="eq11-adam"),
-    pytest.param("mnist1d-mlp", "radam", dict(steps=8), id="mlp-radam-fallback"),
+    pytest.param("mnist1d-mlp", "radam", dict(steps=8), id="mlp-radam"),
 ]
 
 
@@ -30,7 +35,7 @@ def test_batch_of_eight_equals_each_alone(task: str, optimizer: str, fidelity: d
         for config in CONFIGS
     ]
     assert all(len(r.curve) == min(fidelity["steps"], 100) for r in together)
-    assert_same_results(together, alone)
+    assert_same_results(together, alone, rtol=RTOL)
 
 
 def test_job_composition_does_not_matter() -> None:
@@ -39,7 +44,7 @@ def test_job_composition_does_not_matter() -> None:
     three_jobs = train(
         "mnist1d-mlp", "avagrad", CONFIGS, steps=10, dtype=torch.float64, max_batch=3
     )
-    assert_same_results(one_job, three_jobs)
+    assert_same_results(one_job, three_jobs, rtol=RTOL)
 
 
 def test_mixed_seeds_group_like_separate_calls() -> None:
@@ -53,4 +58,4 @@ def test_mixed_seeds_group_like_separate_calls() -> None:
             "mnist1d-mlp", "adam", configs[3 * seed : 3 * seed + 3], steps=8, dtype=torch.float64
         )
     ]
-    assert_same_results(mixed, per_seed)
+    assert_same_results(mixed, per_seed, rtol=RTOL)

@@ -9,7 +9,13 @@ import torch
 
 from tests.workers.helpers import write_fake_cifar
 from workers.tasks.cifar import CifarWRN
-from workers.tasks.cifar_data import augment, cifar_splits, data_folder
+from workers.tasks.cifar_data import (
+    apply_augmentation,
+    augment,
+    cifar_splits,
+    data_folder,
+    draw_augmentation,
+)
 from workers.tasks.wrn import WideResNet
 from workers.trainer import TrialConfig, train
 
@@ -42,6 +48,34 @@ def test_augment_crops_and_flips_deterministically() -> None:
     a = augment(x, torch.Generator().manual_seed(1))
     b = augment(x, torch.Generator().manual_seed(1))
     assert a.shape == x.shape and torch.equal(a, b)
+
+
+def _reference_augment(x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """The definition, one image at a time: pad 4, crop 32×32 at (dx, dy), mirror if flip."""
+    out = []
+    for image, (dx, dy, flip) in zip(x, draws.t().tolist(), strict=True):
+        crop = torch.nn.functional.pad(image, (4, 4, 4, 4))[:, dy : dy + 32, dx : dx + 32]
+        out.append(crop.flip(-1) if flip else crop)
+    return torch.stack(out)
+
+
+def test_augmentation_on_device_equals_the_per_image_definition() -> None:
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    draws = draw_augmentation(16, torch.Generator().manual_seed(3))
+    assert set(draws[2].tolist()) == {0, 1} and draws[:2].max() > 0
+    assert torch.equal(apply_augmentation(x, draws), _reference_augment(x, draws))
+    assert torch.equal(augment(x, torch.Generator().manual_seed(3)), _reference_augment(x, draws))
+
+
+def test_data_is_uploaded_once_per_device_and_dtype(cifar_root: Path) -> None:
+    task = CifarWRN(data_dir=cifar_root)
+    cpu = torch.device("cpu")
+    on_cpu = task.splits_on(cpu, torch.float64)
+    assert task.splits_on(cpu, torch.float64) is on_cpu
+    assert on_cpu.x_train.dtype == torch.float64 and on_cpu.y_train.dtype == torch.int64
+    assert torch.equal(on_cpu.x_val, task.splits().x_val.double())
+    keys = task.batch_keys(0, steps=3, batch_size=8, device=cpu)
+    assert keys.shape == (3, 8) and keys.device == cpu
 
 
 def test_wide_resnet_shapes() -> None:

@@ -31,9 +31,11 @@ FUSED = [
     ),
     pytest.param(False, id="torch-ops"),
 ]
-#: (dtype, rtol): float32 results agree to rounding, float64 to far better.
+#: (dtype, rtol): float32 results agree to rounding, float64 to far better. A batch-norm
+#: weight's gradient sums batch × length products, and the CPU's kernels differ (AMD EPYC
+#: reaches 1.5e-5 of the tensor's scale where Intel stays below 1e-5), hence 5e-5 (~400 ulp).
 DTYPES = [
-    pytest.param(torch.float32, 1e-5, id="float32"),
+    pytest.param(torch.float32, 5e-5, id="float32"),
     pytest.param(torch.float64, 1e-10, id="float64"),
 ]
 STEPS, BATCH = 3, 32

@@ -86,16 +86,48 @@ def cifar_splits(folder: Path) -> CifarSplits:
     )
 
 
-def augment(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Random 32×32 crops of 4-pixel zero-padded images and random horizontal flips."""
-    n = x.shape[0]
-    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+def draw_augmentation(n: int, generator: torch.Generator) -> Tensor:
+    """Per-image (dx, dy, flip) [3, n] int64 from the (CPU) generator: crop offsets in 0…8."""
     dx = torch.randint(0, 9, (n,), generator=generator)
     dy = torch.randint(0, 9, (n,), generator=generator)
     flip = torch.rand(n, generator=generator) < 0.5
-    rows = (dy.view(n, 1) + torch.arange(32)).to(x.device)
-    cols = (dx.view(n, 1) + torch.arange(32)).to(x.device)
-    cols = torch.where(flip.view(n, 1).to(x.device), cols.flip(1), cols)
+    return torch.stack([dx, dy, flip.long()])
+
+
+def apply_augmentation(x: Tensor, draws: Tensor) -> Tensor:
+    """Crop each 4-pixel zero-padded image at (dx, dy), mirrored where flip: one gather on
+    x's device (`draws` [3, n] on that device too)."""
+    n, channels = x.shape[0], x.shape[1]
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    dx, dy, flip = draws[0].view(n, 1), draws[1].view(n, 1), draws[2].view(n, 1).bool()
+    offsets = torch.arange(32, device=x.device)
+    rows = dy + offsets
+    cols = torch.where(flip, dx + offsets.flip(0), dx + offsets)
     index = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    channel = torch.arange(channels, device=x.device).view(1, -1, 1, 1)
     return padded[index, channel, rows.view(n, 1, 32, 1), cols.view(n, 1, 1, 32)]
+
+
+def augment(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Random 32×32 crops of 4-pixel zero-padded images and random horizontal flips.
+
+    The draws come from the CPU generator (a seed gives the same batches on every device) and
+    reach a CUDA device through pinned memory without blocking; the images never leave it.
+    """
+    draws = draw_augmentation(x.shape[0], generator)
+    if x.device.type == "cuda":
+        draws = draws.pin_memory()
+    return apply_augmentation(x, draws.to(x.device, non_blocking=True))
+
+
+def splits_on(splits: CifarSplits, device: torch.device, dtype: torch.dtype) -> CifarSplits:
+    """The splits with images in `dtype` and everything on `device` (one upload)."""
+    images = {"device": device, "dtype": dtype}
+    return CifarSplits(
+        splits.x_train.to(**images),
+        splits.y_train.to(device),
+        splits.x_val.to(**images),
+        splits.y_val.to(device),
+        splits.x_test.to(**images),
+        splits.y_test.to(device),
+    )

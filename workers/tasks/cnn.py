@@ -3,6 +3,9 @@
 Batched layers: all C configurations see the same minibatch, so the first convolution is
 one convolution with C·25 output channels, the next two are grouped convolutions
 (groups = C), and the classifier is a batched matrix product. Gradients come from autograd.
+No summed dimension mixes configs (C only multiplies output channels or groups), so a config's
+result is its own; on CUDA cuDNN may pick another algorithm for another C, hence the bound
+`workers.numerics.CUDA_COMPOSITION_RTOL`.
 """
 
 from __future__ import annotations

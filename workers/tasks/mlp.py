@@ -5,6 +5,10 @@ views per layer in torch's Linear layout (weight [out, in]). Forward and backwar
 written out as batched matrix products over the config dimension, activations kept
 feature-major ([C, features, batch]), which is several times faster than autograd or
 vmap at this size and makes a full 21×21 grid take seconds per core-minute.
+
+No product sums across configs: the first layer's matmul folds C into its output rows only,
+the rest are bmm/baddbmm over C. On CUDA cuBLAS may still pick another kernel (summation
+order) for another C, hence the bound `workers.numerics.CUDA_COMPOSITION_RTOL`.
 """
 
 from __future__ import annotations
