@@ -10,6 +10,7 @@ from torch import Tensor
 
 from optim import _foreach as F
 from optim.base import RuleOptimizer
+from optim.capturable import fusable, power
 
 
 def rectification(step: F.Step, beta2: float) -> tuple[F.HParam, F.HParam]:
@@ -52,8 +53,8 @@ def adabelief(
         adaptive, plain = rectification(step, beta2)
         scales = {"adaptive": adaptive * step_size, "plain": plain * step_size, "correction": 1.0}
     else:
-        scales = {"adaptive": step_size, "plain": None, "correction": (1 - beta2**step) ** -0.5}
-    F.fusable(_adabelief_elementwise, fused)(
+        scales = {"adaptive": step_size, "plain": None, "correction": power(1 - beta2**step, -0.5)}
+    fusable(_adabelief_elementwise, fused)(
         params,
         grads,
         exp_avgs,
@@ -104,6 +105,8 @@ def _adabelief_elementwise(
 class AdaBelief(RuleOptimizer):
     """AdaBelief; defaults follow the authors' CIFAR advice: no rectification, L2 decay."""
 
+    capturable_rule = True
+
     state_keys = ("exp_avg", "exp_avg_var")
 
     def __init__(
@@ -118,6 +121,7 @@ class AdaBelief(RuleOptimizer):
         *,
         stacked: bool = False,
         fused: bool = False,
+        capturable: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -127,7 +131,7 @@ class AdaBelief(RuleOptimizer):
             rectify=rectify,
             weight_decouple=weight_decouple,
         )
-        super().__init__(params, defaults, stacked=stacked, fused=fused)
+        super().__init__(params, defaults, stacked=stacked, fused=fused, capturable=capturable)
 
     def _update(self, group, params, grads, buffers) -> None:
         beta1, beta2 = group["betas"]

@@ -10,6 +10,7 @@ from torch import Tensor
 from optim import _foreach as F
 from optim import adam_cpu
 from optim.base import RuleOptimizer
+from optim.capturable import fusable, power
 
 
 def adam(
@@ -27,14 +28,16 @@ def adam(
     beta2: float,
     decoupled: bool = False,
     fused: bool = False,
+    capturable: bool = False,
 ) -> None:
     """torch.optim.Adam's rule (ε outside the root); `decoupled` gives AdamW, buffers AMSGrad.
 
     ``fused`` on CPU takes one pass: the C loop of `optim.adam_cpu`, or, for AMSGrad and
-    without a C compiler, torch's fused kernel once per config.
+    without a C compiler, torch's fused kernel once per config. ``capturable`` (device
+    scalars, `optim.capturable`) never takes those host-side kernels.
     """
     lists = (params, grads, exp_avgs, exp_avg_sqs)
-    on_cpu = fused and all(p.device.type == "cpu" for p in params)
+    on_cpu = fused and not capturable and all(p.device.type == "cpu" for p in params)
     if on_cpu and (max_exp_avg_sqs is not None or not adam_cpu.supports(*lists)):
         _torch_fused_per_config(
             [*lists, max_exp_avg_sqs or []],
@@ -49,7 +52,7 @@ def adam(
         return
     hyper = dict(
         step_size=lr / (1 - beta1**step),
-        bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
+        bias_correction2_sqrt=power(1 - beta2**step, 0.5),
         eps=eps,
         l2=0.0 if decoupled else weight_decay,
         decay=1 - lr * weight_decay if decoupled and not F.is_zero(weight_decay) else None,
@@ -59,7 +62,7 @@ def adam(
     if on_cpu:
         adam_cpu.adam_step(*lists, **hyper)
     else:
-        F.fusable(_adam_elementwise, fused)(*lists, max_exp_avg_sqs, **hyper)
+        fusable(_adam_elementwise, fused)(*lists, max_exp_avg_sqs, **hyper)
 
 
 def _torch_fused_per_config(
@@ -134,6 +137,8 @@ def _adam_elementwise(
 class StackedAdam(RuleOptimizer):
     """Adam (``decoupled=True``: AdamW; ``amsgrad=True``: AMSGrad) on stacked parameters."""
 
+    capturable_rule = True
+
     def __init__(
         self,
         params: Any,
@@ -146,6 +151,7 @@ class StackedAdam(RuleOptimizer):
         *,
         stacked: bool = False,
         fused: bool = False,
+        capturable: bool = False,
     ) -> None:
         self.state_keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
         defaults = dict(
@@ -156,7 +162,7 @@ class StackedAdam(RuleOptimizer):
             amsgrad=amsgrad,
             decoupled=decoupled,
         )
-        super().__init__(params, defaults, stacked=stacked, fused=fused)
+        super().__init__(params, defaults, stacked=stacked, fused=fused, capturable=capturable)
 
     def _update(self, group, params, grads, buffers) -> None:
         beta1, beta2 = group["betas"]
@@ -171,4 +177,5 @@ class StackedAdam(RuleOptimizer):
             beta2=beta2,
             decoupled=group["decoupled"],
             fused=self.fused,
+            capturable=self.capturable,
         )

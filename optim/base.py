@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from optim._foreach import is_zero
+from optim.capturable import is_capturing, update_for
 
 HYPERPARAMETERS = ("lr", "eps", "weight_decay")
 
@@ -29,6 +30,9 @@ class RuleOptimizer(Optimizer):
     of `optim.adam_cpu`; AMSGrad: torch's fused kernel). Every value that changes from step
     to step (step count, scheduled learning rate) is passed as a tensor, so the step
     compiles once and is reused.
+
+    ``capturable=True`` (`optim.capturable`) makes the step graph-safe: the step count and
+    hyperparameters live in static device tensors updated in place, with no host syncs.
     """
 
     state_keys: ClassVar[tuple[str, ...]] = ()
@@ -40,6 +44,7 @@ class RuleOptimizer(Optimizer):
         *,
         stacked: bool = False,
         fused: bool = False,
+        capturable: bool = False,
     ) -> None:
         for name in HYPERPARAMETERS:
             value = defaults.get(name)
@@ -52,6 +57,7 @@ class RuleOptimizer(Optimizer):
         super().__init__(params, defaults)
         self.stacked = stacked
         self.fused = fused
+        self.capturable = capturable
 
     def _scalar(self, value: Any, like: Tensor) -> Any:
         """On the fused path, turn a per-step scalar into a tensor so the graph is reused."""
@@ -61,12 +67,52 @@ class RuleOptimizer(Optimizer):
 
     def _hyper(self, group: dict[str, Any], like: Tensor) -> dict[str, Any]:
         """The group's step count and hyperparameters, ready to pass to the rule."""
+        if self.capturable:
+            return self._static_hyper(group)
         out = {"step": self._scalar(group["step"], like)}
         for name in HYPERPARAMETERS:
             if name in group:
                 value = group[name]
                 out[name] = value if is_zero(value) else self._scalar(value, like)
         return out
+
+    def _static_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The group's static device step and hyperparameters (Python zeros stay zeros)."""
+        statics = group["static"]
+        out: dict[str, Any] = {"step": statics["step"]}
+        for name in HYPERPARAMETERS:
+            if name in group:
+                out[name] = statics.get(name, group[name])
+        return out
+
+    def sync_hyperparameters(self) -> None:
+        """Copy each group's step-to-step values into its static device tensors, in place.
+
+        Runs eagerly before every step (and before every graph replay): a schedule may
+        rebind ``group["lr"]``; the graph keeps reading the same static tensors, kept in
+        ``group["static"]`` (created here, so before any capture).
+        """
+        for group in self.param_groups:
+            like = next((p for p in group["params"] if p.grad is not None), None)
+            if like is None:
+                continue
+            statics = group.get("static")
+            if statics is None:
+                step = torch.tensor(float(group["step"]), dtype=torch.float64)
+                statics = group["static"] = {"step": step.to(like.device)}
+            for name in HYPERPARAMETERS:
+                value = group.get(name)
+                static = statics.get(name)
+                if value is None or value is static or (static is None and is_zero(value)):
+                    continue
+                if static is None:
+                    static = _static_like(value, like.device)
+                    statics[name] = static
+                if isinstance(value, Tensor):
+                    static.copy_(value)
+                else:
+                    static.fill_(value)
+                group[name] = static
 
     def _gather(
         self, group: dict[str, Any]
@@ -97,12 +143,21 @@ class RuleOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self.capturable and not is_capturing():
+            self.sync_hyperparameters()
+        update = self._update
+        if self.capturable:
+            update = update_for(self) or update
         for group in self.param_groups:
             params, grads, buffers = self._gather(group)
             if not params:
                 continue
+            if self.capturable:
+                if "static" not in group:
+                    raise RuntimeError("a capturable optimizer needs one eager step before capture")
+                group["static"]["step"].add_(1)
             group["step"] += 1
-            self._update(group, params, grads, buffers)
+            update(group, params, grads, buffers)
         return loss
 
     def _update(
@@ -113,3 +168,11 @@ class RuleOptimizer(Optimizer):
         buffers: dict[str, list[Tensor]],
     ) -> None:
         raise NotImplementedError
+
+
+def _static_like(value: Any, device: torch.device) -> Tensor:
+    """A static device tensor for a hyperparameter: its own tensor's shape and dtype, or a
+    float64 0-dim tensor for a Python number (so its math stays Python's double math)."""
+    if isinstance(value, Tensor):
+        return torch.empty(value.shape, dtype=value.dtype, device=device)
+    return torch.zeros((), dtype=torch.float64, device=device)

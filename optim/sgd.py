@@ -8,6 +8,7 @@ from torch import Tensor
 
 from optim import _foreach as F
 from optim.base import RuleOptimizer
+from optim.capturable import fusable
 
 
 def sgd(
@@ -39,6 +40,8 @@ def sgd(
 class StackedSGD(RuleOptimizer):
     """SGD with momentum whose parameters may carry a leading config dimension."""
 
+    capturable_rule = True
+
     state_keys = ("momentum_buffer",)
 
     def __init__(
@@ -52,6 +55,7 @@ class StackedSGD(RuleOptimizer):
         *,
         stacked: bool = False,
         fused: bool = False,
+        capturable: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -60,12 +64,12 @@ class StackedSGD(RuleOptimizer):
             weight_decay=weight_decay,
             nesterov=nesterov,
         )
-        super().__init__(params, defaults, stacked=stacked, fused=fused)
+        super().__init__(params, defaults, stacked=stacked, fused=fused, capturable=capturable)
 
     def _update(self, group, params, grads, buffers) -> None:
         first = group["step"] == 1
         hyper = self._hyper(group, params[0])
-        F.fusable(sgd, self.fused)(
+        fusable(sgd, self.fused)(
             params,
             grads,
             buffers["momentum_buffer"],
