@@ -43,6 +43,8 @@ class Outcome:
     seed_diverged: list[bool] | None = None
     chance: float | None = None
     seed_diagnostics: list[list[DiagnosticsRecord]] | None = None
+    #: The precision and determinism policy it trained under (`workers.numerics`).
+    numerics: str | None = None
 
 
 #: Trains every trial of a lease; outcomes in the lease's trial order.
@@ -93,6 +95,7 @@ def wire_result(token: str, outcome: Outcome) -> TrialResult:
         seed_diverged=outcome.seed_diverged,
         chance=outcome.chance,
         seed_diagnostics=wire_diagnostics(outcome.seed_diagnostics),
+        numerics=outcome.numerics,
     )
 
 
@@ -101,6 +104,8 @@ def torch_trainer(device: str | None = None) -> Trainer:
     the task built with the lease's options (a lease holds trials of one task config)."""
 
     def train_lease(lease: LeaseResponse, progress: ProgressFn) -> list[Outcome]:
+        from workers.device import resolve_device
+        from workers.numerics import numerics_label
         from workers.tasks import get_task
         from workers.trainer import TrialConfig, train
 
@@ -145,6 +150,10 @@ def torch_trainer(device: str | None = None) -> Trainer:
             for k, index in enumerate(members):
                 runs = results[k * len(seeds) : (k + 1) * len(seeds)]
                 outcomes[index] = seed_outcome(runs, chance)
+        label = numerics_label(resolve_device(device))  # after training set the policy
+        for outcome in outcomes:
+            if outcome is not None:
+                outcome.numerics = label
         return [o for o in outcomes if o is not None]
 
     return train_lease

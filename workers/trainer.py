@@ -6,10 +6,16 @@ configurations' parameters along a leading config dimension, runs one forward/ba
 for all of them, and steps them with optim's stacked update rule, whose learning rate
 and ε are tensors of shape [C]. Configurations never interact, so each trial's result
 equals training it alone. Tasks that cannot batch train one trial per job.
+
+On a GPU, jobs are sized from the device's free memory (`workers.sizing`), each step is
+replayed as one CUDA graph where the optimizer allows (`workers.graphed_step`), and a job
+that still runs out of memory is split in halves and retried, which changes no result.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -28,13 +34,20 @@ from workers.curves import curves
 from workers.device import resolve_device
 from workers.diagnostics import DiagnosticsRecord, per_config
 from workers.divergence import freeze_configs
+from workers.graphed_step import GraphedStep
+from workers.numerics import apply_cuda_policy
 from workers.parallel import Tick, run_jobs
+from workers.sizing import DoesNotFit, free_memory, max_configs, peak_bytes, probe_footprint
 from workers.tasks import get_task
 from workers.tasks.base import BatchedModel, Task
 
-#: Configurations per job: small on a CPU (the job's working set stays in cache).
+log = logging.getLogger(__name__)
+
+#: Configurations per job on a CPU (the job's working set stays in cache); on a GPU, as
+#: many as fit (`job_size`), at most a lease's.
 CPU_MAX_BATCH = 32
-CUDA_MAX_BATCH = 4096
+#: Steps of a sizing probe job (the optimizer state exists from the first).
+PROBE_STEPS = 2
 #: Steps between checks for non-finite losses (every step's loss is checked).
 CHECK_EVERY = 25
 
@@ -167,6 +180,7 @@ def _train_job(run: _Run, job: Job, tick: Tick) -> list[TrialResult]:
     model = run.task.build(job.seed, size, device=run.device, dtype=run.dtype)
     keys = run.task.batch_keys(job.seed, run.steps, run.batch_size, run.device)
     optimizer, base_lr = _optimizer(run, model, job.members)
+    stepper = GraphedStep(model, optimizer)
     schedule = _has_schedule(model)
     losses = torch.full((run.steps, size), torch.nan, dtype=run.dtype, device=run.device)
     weight = torch.ones(size, dtype=run.dtype, device=run.device)
@@ -178,14 +192,16 @@ def _train_job(run: _Run, job: Job, tick: Tick) -> list[TrialResult]:
     for step in range(1, run.steps + 1):
         if schedule:
             _set_lr(optimizer, base_lr, model.lr_factor(step))
-        losses[step - 1] = model.train_step(keys[step - 1], weight)
         if every and step % every == 0:  # before the step: the state that step reads
+            losses[step - 1] = model.train_step(keys[step - 1], weight)
             measured = per_config(measure_optimizer(optimizer, segments), step)
             for c in alive.nonzero().flatten().tolist():
                 if measured[c] is not None:
                     records[c].append(measured[c])
-        optimizer.step()
-        model.after_step()
+            optimizer.step()
+            model.after_step()
+        else:
+            losses[step - 1] = stepper(keys[step - 1], weight)
         done = step
         tick(1)
         if step % CHECK_EVERY and step != run.steps:
@@ -213,6 +229,75 @@ def _train_job(run: _Run, job: Job, tick: Tick) -> list[TrialResult]:
         test_value = float(test[c]) if not diverged and math.isfinite(test[c]) else chance
         results.append(TrialResult(value, test_value, curve, diverged, seconds, records[c]))
     return results
+
+
+def _scaled(tick: Tick, share: float) -> Tick:
+    """A tick that counts `share` of each step (the halves of a split job count half each)."""
+    counted = [0.0, 0]
+
+    def scaled(n: int) -> None:
+        counted[0] += n * share
+        whole = math.floor(counted[0]) - counted[1]
+        if whole:
+            counted[1] += whole
+            tick(whole)
+
+    return scaled
+
+
+def _train_fitting(run: _Run, job: Job, tick: Tick) -> list[TrialResult]:
+    """`_train_job`, split in halves and retried on running out of memory (configurations
+    never interact, so the results are the same); `DoesNotFit` if one configuration alone
+    runs out."""
+    ticked = [0]
+
+    def counting(n: int) -> None:
+        ticked[0] += n
+        tick(n)
+
+    try:
+        return _train_job(run, job, counting)
+    except torch.OutOfMemoryError as error:
+        first = str(error).splitlines()[0][:300] if str(error) else "out of memory"
+    if run.device.type == "cuda":
+        torch.cuda.empty_cache()
+    tick(-ticked[0])  # the halves count this job's steps again
+    if len(job.members) == 1:
+        raise DoesNotFit(
+            f"one configuration of {run.task.name} with {run.optimizer} at batch size "
+            f"{run.batch_size} runs out of memory on {run.device}: {first}"
+        )
+    half = len(job.members) // 2
+    log.warning(
+        "a job of %d configurations ran out of memory on %s; training it in halves",
+        len(job.members),
+        run.device,
+    )
+    results = []
+    for part in (job.members[:half], job.members[half:]):
+        share = len(part) / len(job.members)
+        results.extend(_train_fitting(run, Job(job.seed, part), _scaled(tick, share)))
+    return results
+
+
+def _probe_peak(run: _Run, configs: int) -> float:
+    """Peak bytes of a short job of `configs` copies of the first configuration."""
+    probe = dataclasses.replace(
+        run, configs=(run.configs[0],) * configs, steps=PROBE_STEPS, diagnostics_every=None
+    )
+    job = Job(run.configs[0].seed, tuple(range(configs)))
+    return peak_bytes(run.device, lambda: _train_job(probe, job, lambda _n: None))
+
+
+def _cuda_limit(run: _Run) -> int:
+    """Configurations per job that fit in the CUDA device's free memory now."""
+    key = (run.task, run.optimizer, repr(sorted(run.settings.items())), run.eps_arg)
+    footprint = probe_footprint(
+        (*key, run.batch_size, run.dtype, str(run.device)), lambda c: _probe_peak(run, c)
+    )
+    free, total = free_memory(run.device)
+    what = f"{run.task.name} with {run.optimizer} at batch size {run.batch_size}"
+    return max_configs(footprint, free, total, what=what)
 
 
 def _check(
@@ -250,7 +335,9 @@ def train(
 
     Trials of a batchable task train as stacked models of up to `max_batch` configurations
     (default: 32 on a CPU, or the task's `cpu_max_batch`, split so that every core has a
-    job; 4096 on a GPU); others one at a time. `progress(done, total)` counts job-steps and
+    job; on a GPU as many as fit its free memory, `job_size`); others one at a time. A job
+    that runs out of memory is split and retried; `DoesNotFit` when one configuration alone
+    does not fit. `progress(done, total)` counts job-steps and
     is called from this thread. Deterministic for given seeds.
     `diagnostics_every` = N records the AvaGrad family's mechanism diagnostics before steps
     N, 2N, … (`optim.diagnostics`; other optimizers record none); off (None) costs nothing.
@@ -270,13 +357,6 @@ def train(
     workers = torch.get_num_threads() if on_cpu and spec.parallel_jobs else 1
     if max_batch is not None and max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    if not spec.batchable:
-        limit, min_jobs = 1, 1
-    elif max_batch is not None:
-        limit, min_jobs = max_batch, 1
-    else:
-        cpu_limit = spec.cpu_max_batch or CPU_MAX_BATCH
-        limit, min_jobs = (cpu_limit if on_cpu else CUDA_MAX_BATCH), workers
     run = _Run(
         spec,
         optimizer,
@@ -289,14 +369,62 @@ def train(
         diagnostics_every,
         eps_arg,
     )
+    apply_cuda_policy(where)
     keep_freed_memory()
     spec.prepare(where, dtype)
+    if not spec.batchable:
+        limit, min_jobs = 1, 1
+    elif max_batch is not None:
+        limit, min_jobs = max_batch, 1
+    elif on_cpu:
+        limit, min_jobs = spec.cpu_max_batch or CPU_MAX_BATCH, workers
+    else:
+        limit, min_jobs = _cuda_limit(run), 1
     jobs = plan_jobs(configs, limit, min_jobs=min_jobs)
     per_job = run_jobs(
-        jobs, partial(_train_job, run), workers=workers, total=len(jobs) * steps, progress=progress
+        jobs,
+        partial(_train_fitting, run),
+        workers=workers,
+        total=len(jobs) * steps,
+        progress=progress,
     )
     results: list[TrialResult | None] = [None] * len(configs)
     for job, job_results in zip(jobs, per_job, strict=True):
         for index, result in zip(job.members, job_results, strict=True):
             results[index] = result
     return [r for r in results if r is not None]
+
+
+def job_size(
+    task: Task,
+    optimizer: str,
+    batch_size: int,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    *,
+    optimizer_settings: dict | None = None,
+    eps_arg: str | None = "eps",
+) -> int:
+    """Configurations per job `train` picks by default for this task and optimizer on
+    `device`: 1 for a task that cannot batch, the CPU cap on a CPU, else what fits in the
+    GPU's free memory (probed once per process); `DoesNotFit` when not even one does."""
+    where = device if isinstance(device, torch.device) else resolve_device(device)
+    if not task.batchable:
+        return 1
+    if where.type != "cuda":
+        return task.cpu_max_batch or CPU_MAX_BATCH
+    apply_cuda_policy(where)
+    task.prepare(where, dtype)
+    run = _Run(
+        task,
+        optimizer,
+        (TrialConfig(1e-3, 1e-8),),
+        1,
+        batch_size,
+        where,
+        dtype,
+        dict(optimizer_settings or {}),
+        None,
+        eps_arg,
+    )
+    return _cuda_limit(run)
