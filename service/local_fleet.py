@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,17 +26,63 @@ import httpx
 AVATUNE = [sys.executable, "-m", "studies"]
 
 
-def gpu_count() -> int:
-    """NVIDIA GPUs on this machine (via nvidia-smi: the server never imports torch)."""
+#: `nvidia-smi -L` lines: "GPU 0: NVIDIA H100 (UUID: GPU-…)", "  MIG 1g.10gb Device 0: (UUID: …)".
+LISTED = re.compile(r"^\s*(GPU (\d+)|MIG .*?):(?:.*\(UUID: ([\w-]+)\))?")
+
+
+@dataclass(frozen=True)
+class ListedGpu:
+    """A GPU (or MIG instance) as nvidia-smi lists it; index None for a MIG instance."""
+
+    index: int | None
+    uuid: str | None
+
+
+def listed_gpus() -> list[ListedGpu] | None:
+    """The GPUs `nvidia-smi -L` lists (it ignores CUDA_VISIBLE_DEVICES): None without
+    nvidia-smi, none when it fails (no working driver)."""
     if shutil.which("nvidia-smi") is None:
-        return 0
+        return None
     try:
         listing = subprocess.run(
             ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(line.startswith("GPU ") for line in listing.splitlines())
+        return []
+    found = [LISTED.match(line) for line in listing.splitlines()]
+    return [ListedGpu(int(m.group(2)) if m.group(2) else None, m.group(3)) for m in found if m]
+
+
+def visible_count(visible: str, listed: list[ListedGpu] | None) -> int:
+    """How many devices CUDA makes of CUDA_VISIBLE_DEVICES=`visible`: its entries up to the
+    first one that names no device (CUDA ignores it and the rest: "" and "-1" hide all), a
+    UUID matched by prefix; checked against `listed` when there is a listing."""
+    chosen: list[str] = []
+    for raw in visible.split(","):
+        entry = raw.strip()
+        if entry.isascii() and entry.isdigit():
+            known = listed is None or any(gpu.index == int(entry) for gpu in listed)
+            name = f"index {int(entry)}"
+        elif entry.startswith(("GPU-", "MIG-")):
+            matches = [gpu.uuid for gpu in listed or [] if (gpu.uuid or "").startswith(entry)]
+            known = listed is None or len(matches) == 1
+            name = matches[0] if listed is not None and known else entry
+        else:
+            break
+        if not known or name in chosen:
+            break
+        chosen.append(name)
+    return len(chosen)
+
+
+def gpu_count() -> int:
+    """NVIDIA GPUs CUDA will show the workers: CUDA_VISIBLE_DEVICES decides when set (checked
+    against nvidia-smi -L when it runs), else nvidia-smi -L. The server never imports torch."""
+    listed = listed_gpus()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return sum(gpu.index is not None for gpu in listed or [])
+    return visible_count(visible, listed)
 
 
 def default_devices(count: int | None = None) -> list[str]:

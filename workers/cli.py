@@ -80,11 +80,35 @@ def eq11(
     console.print(table)
 
 
+#: What the server takes as a worker id (studies.protocol.WorkerId).
+WORKER_ID = re.compile(r"[A-Za-z0-9._:@/+-]{1,100}")
+
+
 def worker(
     server: str = SERVER,
     token: str = TOKEN,
     device: str = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
-    max_batch: int = typer.Option(64, "--max-batch", min=1, max=4096, help="Trials per lease."),
+    devices: str = typer.Option(
+        None,
+        "--devices",
+        help="all, or GPU indices like 0,2: one worker process per GPU (indices count the "
+        "GPUs CUDA_VISIBLE_DEVICES leaves visible).",
+    ),
+    max_batch: int = typer.Option(
+        None,
+        "--max-batch",
+        min=1,
+        max=4096,
+        help="Trials per lease (default: 4096, the server's cap, on CUDA; 64 on CPU).",
+    ),
+    no_prefetch: bool = typer.Option(
+        False,
+        "--no-prefetch",
+        help="Lease only when idle (default: the next trials while training).",
+    ),
+    worker_id: str = typer.Option(
+        None, "--worker-id", help="This worker's id on the server (default: host-pid-random)."
+    ),
     once: bool = typer.Option(False, "--once", help="Run one lease, then exit."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     train_function: str = typer.Option(None, hidden=True, help="MODULE:ATTR trainer (tests)."),
@@ -99,9 +123,23 @@ def worker(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--server") from None
     device = _device(device)
+    if worker_id is not None and not WORKER_ID.fullmatch(worker_id):
+        raise typer.BadParameter(
+            f"{worker_id!r}: use up to 100 letters, digits and ._:@/+-", param_hint="--worker-id"
+        )
+    configure_logging(log_level, log_format)
+    if devices is not None:
+        if device is not None:
+            raise typer.BadParameter("give --device or --devices, not both", param_hint="--devices")
+        options = ["--server", server, "--log-level", log_level.value]
+        options += ["--log-format", log_format.value]
+        options += ["--max-batch", str(max_batch)] if max_batch else []
+        flags = {"--once": once, "--quiet": quiet, "--no-prefetch": no_prefetch}
+        options += [flag for flag, on in flags.items() if on]
+        options += ["--train-function", train_function] if train_function else []
+        raise typer.Exit(_fleet(devices, options, worker_id, token))
     from workers.run import run_worker
 
-    configure_logging(log_level, log_format)
     run_worker(
         server,
         token,
@@ -110,7 +148,25 @@ def worker(
         once=once,
         quiet=quiet,
         train_function=train_function,
+        prefetch=not no_prefetch,
+        worker_id=worker_id,
     )
+
+
+def _fleet(devices: str, options: list[str], worker_id: str | None, token: str | None) -> int:
+    """`--devices`: one child worker per GPU (quiet when several share the terminal)."""
+    from workers.device import visible_gpus
+    from workers.fleet import parse_devices, plan_children, run_fleet
+    from workers.loop import default_worker_id
+
+    try:
+        indices = parse_devices(devices, visible_gpus())
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--devices") from None
+    if len(indices) > 1 and "--quiet" not in options:
+        options = [*options, "--quiet"]  # progress bars of several processes would collide
+    children = plan_children(indices, options, worker_id or default_worker_id())
+    return run_fleet(children, env={"AVATUNE_TOKEN": token} if token else None)
 
 
 GRIDS = ("paper", "coarse")
@@ -171,11 +227,11 @@ def grid(
     _known("grid", grid_name, GRIDS, "--grid")
     options = _task_options(task, task_config)
     _device(device)
-    from workers.device import resolve_device
+    from workers.device import resolve_device, use_device
     from workers.grid import run_grid
 
     try:
-        where = str(resolve_device(device))
+        where = str(use_device(resolve_device(device)))
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--device") from None
     decay = f" · λ {weight_decay:g}" if weight_decay else ""

@@ -11,24 +11,39 @@ import sys
 import threading
 
 from avatune.lease_client import ServiceClient, Unauthorized, WrongServer
+from studies.protocol import LeaseResponse
 from studies.server_url import server_url, unreachable_message
 from workers.display import Display
-from workers.lease_training import load_trainer, torch_trainer
+from workers.lease_training import Outcome, ProgressFn, Trainer, load_trainer, torch_trainer
 from workers.loop import WorkerLoop, WorkerStats
 
 log = logging.getLogger("avatune.worker")
+#: workers.device.CPU_MAX_BATCH, without importing torch for a custom trainer.
+CPU_MAX_BATCH = 64
 
 
-def describe_device(device: str | None) -> str:
-    """e.g. 'cuda:0 NVIDIA H100' or 'cpu' (ValueError on an unusable device)."""
-    import torch
+def on_device(trainer: Trainer, device: str) -> Trainer:
+    """`trainer` making `device` current on the thread that trains (CUDA's current device is
+    per thread), so that tensors put on plain "cuda" land on the chosen card."""
+    from workers.device import resolve_device, use_device
 
-    from workers.device import resolve_device
+    def train_lease(lease: LeaseResponse, progress: ProgressFn) -> list[Outcome]:
+        use_device(resolve_device(device))
+        return trainer(lease, progress)
 
-    where = resolve_device(device)
-    if where.type == "cuda":
-        return f"{where} {torch.cuda.get_device_name(where)}"[:200]
-    return str(where)
+    return train_lease
+
+
+def _torch_setup(device: str | None) -> tuple[str, str, int]:
+    """Make the device current and set its numerics policy; its name for the trainer, its
+    description for the server, and the default trials per lease on it. ValueError on an
+    unusable device (e.g. cuda:3 of 2 GPUs)."""
+    from workers.device import default_max_batch, describe_device, resolve_device, use_device
+    from workers.numerics import apply_cuda_policy
+
+    where = use_device(resolve_device(device))
+    apply_cuda_policy(where)  # before the first CUDA matmul: cuBLAS reads its workspace once
+    return str(where), describe_device(where), default_max_batch(where)
 
 
 def run_worker(
@@ -36,15 +51,18 @@ def run_worker(
     token: str | None,
     *,
     device: str | None,
-    max_batch: int,
+    max_batch: int | None = None,
     once: bool,
     quiet: bool = False,
     train_function: str | None = None,
+    prefetch: bool = True,
+    worker_id: str | None = None,
 ) -> WorkerStats:
     """`avatune worker`: build the client and loop, handle signals, run until stopped.
 
-    Exits 1 when the server is unreachable with `once` or is not an avatune server, 2 on a
-    refused token, 130 after SIGINT (ValueError on a malformed `server`, before torch loads).
+    `max_batch` None: the server's cap on CUDA, 64 on CPU. Exits 1 when the server is
+    unreachable with `once` or is not an avatune server, 2 on a refused token or an unusable
+    device, 130 after SIGINT (ValueError on a malformed `server`, before torch loads).
     """
     server = server_url(server)
     capabilities = None  # a custom trainer advertises no lists: it runs anything
@@ -54,13 +72,14 @@ def run_worker(
         except (ValueError, ImportError, AttributeError) as error:
             log.error("--train-function %s: %s", train_function, error)
             raise SystemExit(2) from None
+        default_batch = CPU_MAX_BATCH  # the custom trainer's device is its own business
     else:
         try:
-            described = describe_device(device)
+            chosen, described, default_batch = _torch_setup(device)
         except ValueError as error:  # e.g. cuda asked for on a machine without CUDA
             log.error("--device: %s", error)
             raise SystemExit(2) from None
-        trainer = torch_trainer(device)
+        trainer = on_device(torch_trainer(chosen), chosen)
         from workers.capabilities import WorkerCapabilities
 
         capabilities = WorkerCapabilities.discover()
@@ -74,11 +93,13 @@ def run_worker(
     loop = WorkerLoop(
         client,
         trainer,
-        max_batch=max_batch,
+        worker_id=worker_id,
+        max_batch=max_batch or default_batch,
         once=once,
         device=described,
         display=display,
         capabilities=capabilities,
+        prefetch=prefetch,
     )
     loop.install_signal_handlers()
     started = {"worker": loop.worker_id, "device": described, "server": server}

@@ -135,7 +135,7 @@ def test_the_database_is_healthchecked_and_persistent() -> None:
     assert any(volume in COMPOSE["volumes"] for volume in volumes), "data must be in a volume"
 
 
-def test_workers_reach_the_api_with_the_token_and_the_gpu_worker_reserves_a_gpu() -> None:
+def test_workers_reach_the_api_with_the_token() -> None:
     for name in AVATUNE_SERVICES:
         if name == "api":
             continue
@@ -145,8 +145,49 @@ def test_workers_reach_the_api_with_the_token_and_the_gpu_worker_reserves_a_gpu(
         assert command.make_context(command.name, rest).params["server"] == "http://api:8000"
         assert "AVATUNE_TOKEN:?" in worker["environment"]["AVATUNE_TOKEN"]
         assert worker["depends_on"]["api"]["condition"] == "service_healthy"
-    devices = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"]
-    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+
+
+def worker_params(name: str) -> dict[str, Any]:
+    """The parsed `avatune worker` options a compose service runs with."""
+    command, rest = resolve([interpolate(str(arg)) for arg in SERVICES[name]["command"]])
+    assert command.name == "worker", name
+    return command.make_context(command.name, rest).params
+
+
+def gpu_reservations(name: str) -> list[dict[str, Any]]:
+    """The devices a service reserves (none for a CPU service)."""
+    resources = SERVICES[name].get("deploy", {}).get("resources", {})
+    return resources.get("reservations", {}).get("devices", [])
+
+
+def test_each_gpu_worker_reserves_its_own_gpu_in_the_gpu_profile() -> None:
+    gpu_workers = sorted(name for name in AVATUNE_SERVICES if gpu_reservations(name))
+    assert len(gpu_workers) >= 2, "one worker service per GPU, at least two"
+    ids = []
+    for name in gpu_workers:
+        (device,) = gpu_reservations(name)
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"], name
+        assert "count" not in device, f"{name}: `count` gives every replica GPU 0"
+        (device_id,) = device["device_ids"]
+        assert name == f"worker-gpu{device_id}", f"{name} reserves GPU {device_id}"
+        ids.append(device_id)
+        assert SERVICES[name]["profiles"] == ["gpu"], f"{name} must wait for --profile gpu"
+        params = worker_params(name)
+        assert params["server"] == "http://api:8000"
+        # the container sees its one GPU as cuda:0; an index past it would fail to start
+        assert params["device"] in ("cuda", "cuda:0"), name
+        assert params["devices"] is None and params["max_batch"] is None, "CUDA's default"
+    assert len(set(ids)) == len(ids), f"two services reserve the same GPU: {ids}"
+
+
+def test_the_default_worker_runs_on_the_cpu_without_a_profile() -> None:
+    # `docker compose up` on a machine without GPUs starts the API and this worker
+    worker = SERVICES["worker"]
+    assert "profiles" not in worker and not gpu_reservations("worker")
+    assert worker_params("worker")["device"] == "cpu"
+    for name in AVATUNE_SERVICES:
+        if name != "api" and not gpu_reservations(name):
+            assert worker_params(name)["device"] == "cpu", f"{name} has no GPU reserved"
 
 
 def test_every_host_the_services_use_is_allowed_by_the_api() -> None:
@@ -257,7 +298,7 @@ def test_docker_compose_config_validates(tmp_path: Path) -> None:
             "--file",
             str(COMPOSE_FILE),
             "--profile",
-            "cpu",
+            "gpu",
             "config",
             "--quiet",
         ],
