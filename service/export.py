@@ -49,6 +49,7 @@ CSV_COLUMNS = (
     "attempts",
     "worker_id",
     "seconds",
+    "numerics",
     "created_at",
     "finished_at",
 )

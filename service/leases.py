@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -85,16 +86,21 @@ _LEASE_VALUES = dict(
 @dataclass(frozen=True)
 class _Only:
     """Which restrictions of a lease request apply: to its advertised tasks, its advertised
-    optimizers, one study (each a bound parameter of the statements built for it)."""
+    optimizers, one study, all but the studies it skips (each a bound parameter of the
+    statements built for it)."""
 
     tasks: bool = False
     optimizers: bool = False
     study: bool = False
+    skip: bool = False
 
     @staticmethod
     def of(request: LeaseRequest) -> _Only:
         return _Only(
-            request.tasks is not None, request.optimizers is not None, bool(request.study_id)
+            request.tasks is not None,
+            request.optimizers is not None,
+            bool(request.study_id),
+            bool(request.skip_studies),
         )
 
     def params(self, request: LeaseRequest) -> dict[str, Any]:
@@ -106,6 +112,8 @@ class _Only:
             out["optimizers"] = list(request.optimizers or ())
         if self.study:
             out["study"] = request.study_id
+        if self.skip:
+            out["skip"] = list(request.skip_studies)
         return out
 
     def clauses(self, study: Any) -> list[Any]:
@@ -117,6 +125,8 @@ class _Only:
             out.append(study.optimizer.in_(bindparam("optimizers", expanding=True)))
         if self.study:
             out.append(study.id == bindparam("study"))
+        if self.skip:
+            out.append(study.id.not_in(bindparam("skip", expanding=True)))
         return out
 
 
@@ -253,19 +263,14 @@ def _take_new(
     """Ask tuner-driven studies this worker can run, with room in flight (least recently
     asked first), for new points of one batch key (`key`, or the first study's), filling
     the lease across them."""
-    query = select(Study).where(*_ASKABLE)
-    if request.tasks is not None:
-        query = query.where(Study.task.in_(request.tasks))
-    if request.optimizers is not None:
-        query = query.where(Study.optimizer.in_(request.optimizers))
-    if request.study_id is not None:
-        query = query.where(Study.id == request.study_id)
+    only = _Only.of(request)
+    query = select(Study).where(*_ASKABLE, *only.clauses(Study))
     if key is not None:
         query = query.where(Study.batch_key == key)
     query = query.order_by(Study.updated_at, Study.id).limit(TUNER_STUDIES_PER_CALL)
     query = for_update(query, conn, skip_locked=True, of=Study)
     fresh: list[int] = []
-    for study in conn.execute(query).all():
+    for study in conn.execute(query, only.params(request)).all():
         if key is not None and study.batch_key != key:
             continue
         outcome = tuning.ask(conn, study, k - len(fresh), now)
@@ -429,6 +434,7 @@ _FINISH = (
         chance=bindparam("chance"),
         seed_diagnostics=bindparam("seed_diagnostics"),
         seconds=bindparam("seconds"),
+        numerics=bindparam("numerics"),
         lease_token=None,
         lease_expires_at=None,
         finished_at=_NOW,
@@ -498,10 +504,30 @@ def _diagnostics(result: TrialResult) -> list[list[dict[str, Any]]] | None:
     return None if seeds is None else [[r.model_dump() for r in seed] for seed in seeds]
 
 
-def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
-    """Record a finished training once; a second or late report is a `Conflict`."""
-    now = utcnow()
-    state = TrialState.diverged if result.diverged else TrialState.complete
+#: Results of one batch that may be recorded in the event loop (more go to a thread).
+IN_LOOP_RESULTS = 8
+
+
+def _state(result: TrialResult) -> TrialState:
+    """The state a result leaves its trial in (a diverged run is a result)."""
+    return TrialState.diverged if result.diverged else TrialState.complete
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A result just recorded: its trial, study and value."""
+
+    trial_id: int
+    study_id: int
+    value: float
+
+
+def _finish(
+    db: Database, conn: Connection, trial_id: int, result: TrialResult, now: datetime
+) -> int:
+    """Record `result` under its live lease (and on the repeat asks waiting for it); its
+    study, or `NotFound` / `Conflict` with nothing changed."""
+    state = _state(result)
     params = {
         "tid": trial_id,
         "token": result.token,
@@ -513,29 +539,80 @@ def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
         **_seeds(result),
         "seed_diagnostics": _diagnostics(result),
         "seconds": result.seconds,
+        "numerics": result.numerics,
         "now": now,
     }
-    with db.write() as conn:
-        study_id = conn.execute(_FINISH, params).scalar()
-        if study_id is None:
-            raise _refuse(conn, trial_id, now)
-        if studies.cached_spec(db, conn, study_id).tuner.name != "grid":  # only tuners ask twice
-            lifecycle.mirror(
-                conn,
-                trial_id,
-                now,
-                state=state,
-                value=result.value,
-                test_value=result.test_value,
-                diverged=result.diverged,
-                seeds=_seeds(result),
-            )
-        best = db.cache.best  # never below the stored best: a hint
-        if result.value < best.get(study_id, math.inf):
-            lifecycle.record_best(conn, study_id, trial_id, result.value)
+    study_id = conn.execute(_FINISH, params).scalar()
+    if study_id is None:
+        raise _refuse(conn, trial_id, now)
+    if studies.cached_spec(db, conn, study_id).tuner.name != "grid":  # only tuners ask twice
+        lifecycle.mirror(
+            conn,
+            trial_id,
+            now,
+            state=state,
+            value=result.value,
+            test_value=result.test_value,
+            diverged=result.diverged,
+            seeds=_seeds(result),
+        )
+    return study_id
+
+
+def _settle(db: Database, conn: Connection, recorded: list[_Recorded], now: datetime) -> None:
+    """Per study of `recorded`, in id order (concurrent batches lock studies alike): its
+    best value, then whether it is finished."""
+    best = db.cache.best  # never below the stored best: a hint
+    lowest: dict[int, _Recorded] = {}
+    for r in recorded:
+        if r.study_id not in lowest or r.value < lowest[r.study_id].value:
+            lowest[r.study_id] = r
+    for study_id in sorted(lowest):
+        r = lowest[study_id]
+        if r.value < best.get(study_id, math.inf):
+            lifecycle.record_best(conn, study_id, r.trial_id, r.value)
         lifecycle.settle(conn, study_id, now)
-    best[study_id] = min(result.value, best.get(study_id, math.inf))
-    return TrialAck(trial_id=trial_id, state=state)
+
+
+def _remember_best(db: Database, recorded: list[_Recorded]) -> None:
+    """Keep the committed values as the studies' best hints."""
+    best = db.cache.best
+    for r in recorded:
+        best[r.study_id] = min(r.value, best.get(r.study_id, math.inf))
+
+
+def report_result(db: Database, trial_id: int, result: TrialResult) -> TrialAck:
+    """Record a finished training once; a second or late report is a `Conflict`."""
+    now = utcnow()
+    with db.write() as conn:
+        recorded = [_Recorded(trial_id, _finish(db, conn, trial_id, result, now), result.value)]
+        _settle(db, conn, recorded, now)
+    _remember_best(db, recorded)
+    return TrialAck(trial_id=trial_id, state=_state(result))
+
+
+def report_results(
+    db: Database, items: Sequence[tuple[int, TrialResult]]
+) -> list[TrialAck | NotFound | Conflict]:
+    """Record many results in one transaction, each as `report_result` would; per item its
+    ack, or the refusal that left it unrecorded (the others are recorded all the same)."""
+    if len(items) > IN_LOOP_RESULTS:
+        db.leave_loop()
+    now = utcnow()
+    answers: list[TrialAck | NotFound | Conflict] = []
+    recorded: list[_Recorded] = []
+    with db.write() as conn:
+        for trial_id, result in items:
+            try:
+                study_id = _finish(db, conn, trial_id, result, now)
+            except (NotFound, Conflict) as refused:
+                answers.append(refused)
+                continue
+            recorded.append(_Recorded(trial_id, study_id, result.value))
+            answers.append(TrialAck(trial_id=trial_id, state=_state(result)))
+        _settle(db, conn, recorded, now)
+    _remember_best(db, recorded)
+    return answers
 
 
 def report_failure(

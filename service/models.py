@@ -192,6 +192,8 @@ class Trial(Base):
         JSON(none_as_null=True), nullable=True
     )
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The precision and determinism policy the worker trained with, when it said.
+    numerics: Mapped[str | None] = mapped_column(String(200), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)

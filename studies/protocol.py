@@ -2,14 +2,15 @@
 
 A lease hands a worker up to K trials of one task and fidelity under one token; every
 report on a leased trial presents that token. A heartbeat on any trial of a lease extends
-the whole lease.
+the whole lease. Results go one per POST or many at once (`ResultBatch`), the server
+answering each item on its own (`ResultBatchAck`).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -27,6 +28,8 @@ from studies.specs import Fidelity, FiniteFloat, OptimizerRef, TaskRef, text
 MAX_CURVE = 1000
 #: Trials one lease may ask for.
 MAX_LEASE_TRIALS = 4096
+#: Studies one lease request may ask to be left out (`LeaseRequest.skip_studies`).
+MAX_SKIP_STUDIES = 256
 #: Training seeds one result may carry (as many as a fidelity may ask for).
 MAX_SEEDS = 16
 #: Diagnostics records per seed, named shares per record, characters per name, and values
@@ -45,6 +48,7 @@ Token = Annotated[
     str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
 ]
 ShortText = text(200)
+DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 _Item = TypeVar("_Item")
 #: One entry per training seed of a trial.
 SeedList = Annotated[list[_Item], Field(min_length=1, max_length=MAX_SEEDS)]
@@ -87,7 +91,7 @@ class LeaseRequest(BaseModel):
     name: ShortText | None = None
     host: ShortText | None = None
     device: ShortText | None = Field(default=None, description="e.g. 'cuda: NVIDIA H100' or 'cpu'.")
-    study_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+    study_id: DbId | None = Field(
         default=None,
         description="Lease only this study's trials (a user's own training loop runs them).",
     )
@@ -99,6 +103,11 @@ class LeaseRequest(BaseModel):
     )
     unable: Annotated[list[Unable], Field(max_length=MAX_CAPABILITIES)] = Field(
         default_factory=list, description="What this worker tried and cannot run, and why."
+    )
+    skip_studies: Annotated[list[DbId], Field(max_length=MAX_SKIP_STUDIES)] = Field(
+        default_factory=list,
+        description="Studies this worker found it cannot train (their task does not fit "
+        "its device): lease none of their trials.",
     )
 
     def capabilities(self) -> Capabilities:
@@ -238,6 +247,11 @@ class TrialResult(BaseModel):
         description="Each seed's mechanism diagnostics (fidelity.diagnostics_every; AvaGrad "
         "family only), in step order.",
     )
+    numerics: ShortText | None = Field(
+        default=None,
+        description="Which precision and determinism policy trained this, e.g. 'cuda fp32, "
+        "tf32 off, cudnn deterministic, torch 2.13.0'.",
+    )
 
     @model_validator(mode="after")
     def _check_seeds(self) -> TrialResult:
@@ -300,3 +314,47 @@ class TrialAck(BaseModel):
 
     trial_id: int
     state: str
+
+
+class ResultItem(BaseModel):
+    """One result of a batch: the trial and what its training produced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: DbId
+    result: TrialResult
+
+
+class ResultBatch(BaseModel):
+    """Results of several trials in one POST (each item is answered on its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[ResultItem], Field(min_length=1, max_length=MAX_LEASE_TRIALS)]
+
+
+class ResultItemAck(BaseModel):
+    """What became of one item of a batch: `status` 200 (recorded, `state` says as what),
+    404 (the trial is gone), 409 (its lease is not live) or 422 (the item is invalid)."""
+
+    trial_id: int | None = Field(description="The item's trial (None: the item had none).")
+    status: int
+    state: str | None = None
+    detail: Any = Field(default=None, description="Why it was refused (a 422: the issues).")
+
+
+class ResultBatchAck(BaseModel):
+    """One answer per item of a batch, in the batch's order."""
+
+    items: list[ResultItemAck]
+
+
+class RawResultBatch(BaseModel):
+    """How the server reads a `ResultBatch`: each item checked on its own, so that an invalid
+    item refuses only itself (422 in its ack), never the batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_LEASE_TRIALS)] = (
+        Field(description="`ResultItem`s: {trial_id, result: TrialResult}.")
+    )

@@ -93,6 +93,9 @@ class TrialOut(BaseModel):
     )
     repeats: int = Field(default=0, description="Times the tuner asked again for this point.")
     seconds: float | None = None
+    numerics: str | None = Field(
+        default=None, description="The precision and determinism policy that trained it."
+    )
     error: str | None = None
     created_at: datetime
     finished_at: datetime | None = None

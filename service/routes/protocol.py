@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
+from pydantic import ValidationError
 
 from service import leases
 from service.deps import AUTH
+from service.errors import ServiceError, json_safe, readable_detail
 from service.routes.params import TrialId
 from studies.protocol import (
     Heartbeat,
     HeartbeatAck,
     LeaseRequest,
     LeaseResponse,
+    RawResultBatch,
+    ResultBatch,
+    ResultBatchAck,
+    ResultItem,
+    ResultItemAck,
     TrialAck,
     TrialFailure,
     TrialResult,
@@ -42,6 +51,37 @@ async def report_result(trial_id: TrialId, result: TrialResult, request: Request
     """Report a finished training (a diverged run is a result)."""
     db = request.app.state.db
     return await db.run(leases.report_result, db, trial_id, result)
+
+
+@router.post("/trials/results")
+async def report_results(batch: RawResultBatch, request: Request) -> ResultBatchAck:
+    """Report many finished trainings at once (`ResultBatch`), in one transaction; each item
+    is answered on its own: 200, 404 (trial gone), 409 (lease not live) or 422 (invalid)."""
+    checked = [_check(index, raw) for index, raw in enumerate(batch.items)]
+    valid = [(c.trial_id, c.result) for c in checked if isinstance(c, ResultItem)]
+    db = request.app.state.db
+    answers = iter(await db.run(leases.report_results, db, valid) if valid else ())
+    acks = [_ack(c, next(answers)) if isinstance(c, ResultItem) else c for c in checked]
+    return ResultBatchAck(items=acks)
+
+
+def _check(index: int, raw: dict[str, Any]) -> ResultItem | ResultItemAck:
+    """The item validated, or its 422 (issues worded as the single result route words them)."""
+    try:
+        return ResultItem.model_validate(raw)
+    except ValidationError as error:
+        errors = [{**e, "loc": ("body", "items", index, *e["loc"])} for e in error.errors()]
+        detail = json_safe(readable_detail(json_safe(errors), ResultBatch))
+        trial_id = raw.get("trial_id")
+        known = trial_id if type(trial_id) is int else None
+        return ResultItemAck(trial_id=known, status=422, detail=detail)
+
+
+def _ack(item: ResultItem, answer: TrialAck | ServiceError) -> ResultItemAck:
+    """A recorded or refused item's answer."""
+    if isinstance(answer, TrialAck):
+        return ResultItemAck(trial_id=item.trial_id, status=200, state=answer.state)
+    return ResultItemAck(trial_id=item.trial_id, status=answer.status_code, detail=answer.message)
 
 
 @router.post("/trials/{trial_id}/failure", responses=CONFLICT)

@@ -11,7 +11,7 @@ from service.db import make_engine
 from service.migrations import alembic_config, current, upgrade
 from service.models import SEED_COLUMNS, Base
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _matches_models(engine: Engine) -> None:
@@ -22,6 +22,23 @@ def _matches_models(engine: Engine) -> None:
 
 def _trial_columns(engine: Engine) -> set[str]:
     return {c["name"] for c in inspect(engine).get_columns("trials")}
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    """Run alembic's downgrade to `revision` on `engine`."""
+    config = alembic_config()
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+        conn.commit()
+
+
+def _keeps_autoincrement(engine: Engine) -> None:
+    """On SQLite, the rebuilt trials table still says AUTOINCREMENT (ids are never reused)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'trials'"))
+            assert "AUTOINCREMENT" in sql.scalar_one()
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -48,20 +65,13 @@ def test_0002_adds_the_per_seed_columns_and_downgrades(database_url: str) -> Non
     """0002 adds the per-seed result columns; its downgrade drops them and keeps the rest
     (on SQLite the rebuilt table keeps AUTOINCREMENT: ids are never reused)."""
     engine = make_engine(database_url)
-    config = alembic_config()
     try:
         assert set(SEED_COLUMNS) <= _trial_columns(engine)
-        with engine.connect() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0001")
-            conn.commit()
+        _downgrade(engine, "0001")
         assert current(engine) == "0001"
         columns = _trial_columns(engine)
         assert not set(SEED_COLUMNS) & columns and {"value", "test_value", "curve"} <= columns
-        if engine.dialect.name == "sqlite":
-            with engine.connect() as conn:
-                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'trials'"))
-                assert "AUTOINCREMENT" in sql.scalar_one()
+        _keeps_autoincrement(engine)
         indexes = {i["name"] for i in inspect(engine).get_indexes("trials")}
         assert {"ix_trials_queue", "ix_trials_lease_expiry", "ix_trials_study_id_state"} <= indexes
         upgrade(engine=engine)
@@ -74,18 +84,11 @@ def test_0002_adds_the_per_seed_columns_and_downgrades(database_url: str) -> Non
 def test_0004_adds_the_diagnostics_column_and_downgrades(database_url: str) -> None:
     """0004 adds trials.seed_diagnostics (NULL on stored trials); its downgrade drops only it."""
     engine = make_engine(database_url)
-    config = alembic_config()
     try:
-        with engine.connect() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0003")
-            conn.commit()
+        _downgrade(engine, "0003")
         columns = _trial_columns(engine)
         assert "seed_diagnostics" not in columns and set(SEED_COLUMNS) <= columns
-        if engine.dialect.name == "sqlite":
-            with engine.connect() as conn:
-                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'trials'"))
-                assert "AUTOINCREMENT" in sql.scalar_one()
+        _keeps_autoincrement(engine)
         upgrade(engine=engine)
         assert current(engine) == HEAD and "seed_diagnostics" in _trial_columns(engine)
         _matches_models(engine)
@@ -96,20 +99,32 @@ def test_0004_adds_the_diagnostics_column_and_downgrades(database_url: str) -> N
 def test_0005_adds_the_worker_capabilities_and_downgrades(database_url: str) -> None:
     """0005 adds workers.capabilities (NULL on stored workers); its downgrade drops only it."""
     engine = make_engine(database_url)
-    config = alembic_config()
 
     def columns() -> set[str]:
         return {c["name"] for c in inspect(engine).get_columns("workers")}
 
     try:
         assert "capabilities" in columns()
-        with engine.connect() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0004")
-            conn.commit()
+        _downgrade(engine, "0004")
         assert "capabilities" not in columns() and {"id", "last_seen", "leases"} <= columns()
         upgrade(engine=engine)
         assert current(engine) == HEAD and "capabilities" in columns()
+        _matches_models(engine)
+    finally:
+        engine.dispose()
+
+
+def test_0006_adds_the_numerics_column_and_downgrades(database_url: str) -> None:
+    """0006 adds trials.numerics (NULL on stored trials); its downgrade drops only it."""
+    engine = make_engine(database_url)
+    try:
+        assert "numerics" in _trial_columns(engine)
+        _downgrade(engine, "0005")
+        columns = _trial_columns(engine)
+        assert "numerics" not in columns and {"seed_diagnostics", "seconds"} <= columns
+        _keeps_autoincrement(engine)
+        upgrade(engine=engine)
+        assert current(engine) == HEAD and "numerics" in _trial_columns(engine)
         _matches_models(engine)
     finally:
         engine.dispose()
