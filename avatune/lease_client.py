@@ -4,14 +4,17 @@ Transport errors and 5xx answers are retried with capped exponential backoff (ji
 until the server answers or `stop` is set. On a trial's heartbeat, result or failure, a 404
 (the trial is gone: its study was deleted) or a 409 (its lease expired, was released, or it
 was reported already) raises `Dropped`, never retried: the caller drops that trial and goes
-on with the rest of its lease. Wire bodies are the pydantic models of `studies.protocol`.
+on with the rest of its lease. `results` delivers many results in one POST and returns
+the server's answer per item; on a server older than that route it raises `NoBatchRoute`.
+Wire bodies are the pydantic models of `studies.protocol`, sent without the fields left at
+their defaults (so an older server, which forbids fields it does not know, still reads them).
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -24,6 +27,10 @@ from studies.protocol import (
     HeartbeatAck,
     LeaseRequest,
     LeaseResponse,
+    ResultBatch,
+    ResultBatchAck,
+    ResultItem,
+    ResultItemAck,
     TrialAck,
     TrialFailure,
     TrialResult,
@@ -51,6 +58,10 @@ class Dropped(errors.ApiError):
 
 class WrongServer(errors.NotAvatuneServer):
     """What answers at the URL is not avatune's API (a route miss): retrying cannot help."""
+
+
+class NoBatchRoute(errors.AvatuneError):
+    """The server predates `POST /api/trials/results`: send one result per POST."""
 
 
 @dataclass
@@ -116,7 +127,7 @@ class ServiceClient:
             try:
                 response = self._http.post(
                     path,
-                    content=body.model_dump_json(),
+                    content=body.model_dump_json(exclude_defaults=True),
                     headers={"Content-Type": "application/json"},
                 )
                 if response.status_code < 500 or response.status_code in ROUTE_MISS_STATUSES:
@@ -156,6 +167,21 @@ class ServiceClient:
         path = f"/api/trials/{trial_id}/result"
         response = self._post(path, result, retry=retry, trial=True)
         return TrialAck.model_validate_json(response.content)
+
+    def results(
+        self, items: Sequence[tuple[int, TrialResult]], *, retry: bool = True
+    ) -> list[ResultItemAck]:
+        """Deliver results in one POST; the server's answer per item, in order (200: recorded,
+        404/409: drop it, 422: invalid). `NoBatchRoute` from a server without the route."""
+        batch = ResultBatch(items=[ResultItem(trial_id=t, result=r) for t, r in items])
+        try:
+            response = self._post("/api/trials/results", batch, retry=retry)
+        except WrongServer as error:
+            raise NoBatchRoute(str(error)) from None
+        acks = ResultBatchAck.model_validate_json(response.content).items
+        if len(acks) != len(items):
+            raise Rejected(response.status_code, f"{len(acks)} answers to {len(items)} items")
+        return acks
 
     def failure(self, trial_id: int, failure: TrialFailure, *, retry: bool = True) -> TrialAck:
         """Report a failure or a release; `Dropped` when refused."""
