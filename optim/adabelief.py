@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from optim import _foreach as F
 from optim.base import RuleOptimizer
 from optim.capturable import fusable, power
-
-
-def rectification(step: F.Step, beta2: float) -> tuple[F.HParam, F.HParam]:
-    """RAdam's variance rectification as (adaptive factor, plain-momentum factor).
-
-    Exactly one is non-zero: the adaptive step once the SMA length N ≥ 5, else the plain
-    momentum step that AdaBelief degenerates to early in training.
-    """
-    beta2_t = beta2**step
-    n_max = 2 / (1 - beta2) - 1
-    n_sma = n_max - 2 * step * beta2_t / (1 - beta2_t)
-    ratio = (1 - beta2_t) * (n_sma - 4) / (n_max - 4) * (n_sma - 2) / n_sma * n_max / (n_max - 2)
-    if isinstance(step, Tensor):
-        adaptive = n_sma >= 5
-        return torch.where(adaptive, ratio.clamp(min=0).sqrt(), 0.0), torch.where(
-            adaptive, 0.0, 1.0
-        )
-    return (math.sqrt(ratio), 0.0) if n_sma >= 5 else (0.0, 1.0)
+from optim.radam import rectification
 
 
 def adabelief(
@@ -50,7 +31,7 @@ def adabelief(
     """s ← β2·s + (1−β2)·(g − m)² + ε; p ← p − lr/(1−β1^t) · m / (√s/√(1−β2^t) + ε)."""
     step_size = lr / (1 - beta1**step)
     if rectify:
-        adaptive, plain = rectification(step, beta2)
+        adaptive, plain = rectification(step, beta2, inclusive=True)
         scales = {"adaptive": adaptive * step_size, "plain": plain * step_size, "correction": 1.0}
     else:
         scales = {"adaptive": step_size, "plain": None, "correction": power(1 - beta2**step, -0.5)}

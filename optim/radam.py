@@ -16,11 +16,16 @@ from optim import _foreach as F
 from optim.base import RuleOptimizer
 
 
-def rectification(step: F.Step, beta2: float) -> tuple[F.HParam, F.HParam]:
-    """torch's (adaptive factor r_t·√(1−β2^t), plain-momentum factor); exactly one is non-zero.
+def rectification(
+    step: F.Step, beta2: float, *, inclusive: bool = False
+) -> tuple[F.HParam, F.HParam]:
+    """RAdam's variance rectification as (adaptive factor r_t·√(1−β2^t), plain-momentum
+    factor); exactly one is non-zero.
 
-    The adaptive step is taken once the SMA length ρ_t exceeds 5, else plain momentum. A
-    tensor step (fused or capturable steps) selects with torch.where: no host sync.
+    The adaptive step is taken once the SMA length ρ_t exceeds 5 (torch.optim.RAdam), or
+    reaches it with `inclusive` (adabelief-pytorch's rectified AdaBelief), else plain
+    momentum. A tensor step (fused or capturable steps) selects with torch.where: no host
+    sync.
     """
     bias_correction2 = 1 - beta2**step
     rho_inf = 2 / (1 - beta2) - 1
@@ -28,9 +33,9 @@ def rectification(step: F.Step, beta2: float) -> tuple[F.HParam, F.HParam]:
     ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
     if isinstance(step, Tensor):
         rect = ratio.clamp(min=0).sqrt() * bias_correction2.sqrt()
-        adaptive = rho_t > 5
+        adaptive = rho_t >= 5 if inclusive else rho_t > 5
         return torch.where(adaptive, rect, 0.0), torch.where(adaptive, 0.0, 1.0)
-    if rho_t <= 5:
+    if not (rho_t >= 5 if inclusive else rho_t > 5):
         return 0.0, 1.0
     return math.sqrt(ratio) * math.sqrt(bias_correction2), 0.0
 
